@@ -1,0 +1,88 @@
+package sessions
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"time"
+)
+
+// A Backend stores session records as opaque bytes.
+//
+// The manager encodes the typed session value, together with the
+// timestamps it needs to enforce expiry, before a Backend sees it, so a
+// Backend only moves bytes. Server-side backends key their records by
+// [HashToken] of the token, never by the token itself, so that a copy of the
+// store does not hand out live sessions. Implementations must be safe for
+// concurrent use.
+//
+// A backend can offer more through optional interfaces, discovered by type
+// assertion: [Toucher] extends an expiry without rewriting data, and
+// [TokenRotator] asks for a token to be reissued.
+type Backend interface {
+	// Read returns the bytes stored for token; found is false, with a nil error, when it is unknown or expired.
+	// The caller does not modify the returned slice.
+	Read(ctx context.Context, token string) (data []byte, found bool, err error)
+	// Write stores data for the session id, to expire after ttl, and returns the token the client keeps in its cookie.
+	// Write does not keep data after it returns.
+	Write(ctx context.Context, id string, data []byte, ttl time.Duration) (token string, err error)
+	// Remove deletes what is stored for token; removing an unknown token is not an error.
+	Remove(ctx context.Context, token string) error
+}
+
+// A Toucher is a [Backend] that can extend a record's expiry without
+// rewriting its data. With an idle timeout, the manager touches the record of
+// every request that read the session without changing it; a backend that is
+// not a Toucher has its record rewritten instead, at most once per
+// hundredth of the idle timeout.
+type Toucher interface {
+	// Touch sets the expiry of the live record for token to ttl from now.
+	// It does nothing, and returns nil, when the record is unknown or has
+	// expired: a touch never brings a removed session back.
+	Touch(ctx context.Context, token string, ttl time.Duration) error
+}
+
+// A TokenRotator is a [Backend] whose tokens can stay valid while asking to
+// be replaced, such as a cookie signed with a retired secret. When rotate is
+// true the manager saves the session at the end of the request even if its
+// data did not change, so that the client gets a fresh token.
+type TokenRotator interface {
+	// ReadRotate is Read that also reports whether the token should be reissued.
+	ReadRotate(ctx context.Context, token string) (data []byte, found, rotate bool, err error)
+}
+
+// idBytes is the number of random bytes in a session ID: 256 bits.
+const idBytes = 32
+
+// IDLength is the length in characters of an ID made by [NewID]: 32 bytes
+// in unpadded base64.
+const IDLength = (idBytes*8 + 5) / 6
+
+// NewID returns a new session ID: 32 bytes from crypto/rand, encoded as
+// unpadded base64url (43 characters).
+func NewID() string {
+	var b [idBytes]byte
+	rand.Read(b[:]) // never fails; see crypto/rand.Read
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ValidID reports whether s has the shape of an ID made by [NewID].
+// Server-side backends call it before they look a token up, so that garbage
+// from a client never reaches the store.
+func ValidID(s string) bool {
+	if len(s) != IDLength {
+		return false
+	}
+	// Strict decoding also refuses nonzero padding bits in the last
+	// character, so each ID has exactly one spelling.
+	var b [idBytes + 2]byte
+	n, err := base64.RawURLEncoding.Strict().Decode(b[:], []byte(s))
+	return err == nil && n == idBytes
+}
+
+// HashToken returns the SHA-256 of token: the key under which a server-side
+// backend stores the token's record.
+func HashToken(token string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(token))
+}

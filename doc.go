@@ -1,0 +1,71 @@
+// Package sessions provides typed, pluggable sessions for net/http.
+//
+// A session is a value of a type the application defines, kept between
+// requests of one client. There is no map[string]any, no type assertion and
+// no gob registration: the value is encoded by a [Codec] and stored by a
+// [Backend], and handlers get it back as a *T.
+//
+//	type Visit struct {
+//		UserID int64
+//		Count  int
+//	}
+//
+//	mgr := sessions.New[Visit](cookie.New(secret))
+//	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+//		s, err := mgr.Get(r)
+//		if err != nil {
+//			http.Error(w, "session unavailable", http.StatusInternalServerError)
+//			return
+//		}
+//		s.Data().Count++
+//		fmt.Fprintf(w, "visit %d", s.Data().Count)
+//	})
+//	http.ListenAndServe(":8080", mgr.Middleware(mux))
+//
+// # Loading and saving
+//
+// Sessions load lazily: [Manager.Get] reads and decodes the session the
+// first time a request asks for it, so requests that never ask cost nothing.
+// [WithAutoload] loads every session in the middleware instead.
+//
+// The middleware saves the session just before the response header is
+// written, at the first Write, WriteHeader or Flush, or when the handler
+// returns. It saves only what changed: the session's encoding is compared
+// with what was loaded, so a request that only reads sends no Set-Cookie and
+// writes nothing to the backend. A new session still equal to T's zero value
+// is never stored and gets no cookie, so anonymous visitors cannot fill the
+// store. A save that fails never turns into a silent 200: the error handler
+// answers instead (see [WithErrorHandler]).
+//
+// # Expiry
+//
+// Every stored record carries its creation and last-access times, inside the
+// signed payload for cookie sessions, so the server refuses a session after
+// its lifetime ([WithLifetime]) or idle timeout ([WithIdleTimeout]) even if
+// an old cookie is replayed. Backends expire records too.
+//
+// # Codecs
+//
+// [JSON] is the default; [Msgpack] is smaller and faster. Any type that
+// implements [Codec] works. Data that no longer decodes, say after a change
+// to T, gives the client a new, empty session and a debug log line, never an
+// error page.
+//
+// # Backends
+//
+// Subpackages provide backends: cookie keeps the session in a signed cookie
+// (nothing on the server), memory keeps it in the process. A backend stores
+// bytes under tokens and is easy to write; see the example of a
+// user-written backend. Server-side backends store records under
+// [HashToken] of the token, check incoming tokens with [ValidID] before
+// looking them up, and may offer optional capabilities: [Toucher] and
+// [TokenRotator].
+//
+// # Security
+//
+// Cookies are HttpOnly always, SameSite=Lax, Path=/ and Secure by default;
+// names starting with "__Host-" or "__Secure-" have their rules enforced.
+// Session IDs are 256 bits from crypto/rand. Call [Session.Regenerate] when
+// a user logs in or otherwise changes privileges, and [Session.Destroy] on
+// logout. Tokens never appear in log output.
+package sessions

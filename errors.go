@@ -1,0 +1,17 @@
+package sessions
+
+import "errors"
+
+// ErrNoMiddleware is returned by [Manager.Get] for a request that did not
+// pass through that manager's [Manager.Middleware].
+var ErrNoMiddleware = errors.New("sessions: Get called on a request that did not pass through the manager's Middleware")
+
+// ErrCookieTooLarge is reported when a session cookie's name and value
+// together would pass 4096 bytes, the most browsers keep. Cookie-backed
+// sessions hit it when their data grows too large; the response then goes to
+// the error handler instead of losing the session silently.
+var ErrCookieTooLarge = errors.New("sessions: session cookie larger than 4096 bytes")
+
+// ErrNotSaved is returned by the response writer's Write after the session
+// could not be saved and the error handler has already answered the request.
+var ErrNotSaved = errors.New("sessions: response abandoned because the session could not be saved")

@@ -1,0 +1,106 @@
+package sessions
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxCookieSize is the most bytes of name plus value that browsers keep
+// for one cookie.
+const maxCookieSize = 4096
+
+// cookieValue returns the value of the first cookie named name in the
+// request's Cookie headers. Browsers send the cookie with the longest path
+// first, so the first one is the one this application set. It does what
+// r.Cookie does without building every cookie of the request.
+func cookieValue(h http.Header, name string) (string, bool) {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimLeft(part, " \t")
+			rest, ok := strings.CutPrefix(part, name)
+			if !ok || len(rest) == 0 || rest[0] != '=' {
+				continue
+			}
+			v := strings.TrimRight(rest[1:], " \t")
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// validToken reports whether a cookie value is worth a backend's time: not
+// empty, not larger than a cookie can be, and only cookie-octets (RFC 6265),
+// which rules out separators, CR/LF, and non-ASCII.
+func validToken(v string) bool {
+	if len(v) == 0 || len(v) > maxCookieSize {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if !isCookieOctet(v[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isCookieOctet(c byte) bool {
+	return c == 0x21 || 0x23 <= c && c <= 0x2B || 0x2D <= c && c <= 0x3A ||
+		0x3C <= c && c <= 0x5B || 0x5D <= c && c <= 0x7E
+}
+
+// validCookieName reports whether name is an RFC 7230 token.
+func validCookieName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7F || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return name != ""
+}
+
+// setCookie adds the session cookie to h. maxAge > 0 makes it persistent,
+// 0 a browser-session cookie, and < 0 deletes it.
+func (c *config) setCookie(h http.Header, value string, maxAge time.Duration) {
+	b := make([]byte, 0, len(c.cookieName)+len(value)+128)
+	b = append(b, c.cookieName...)
+	b = append(b, '=')
+	b = append(b, value...)
+	b = append(b, "; Path="...)
+	b = append(b, c.path...)
+	if c.domain != "" {
+		b = append(b, "; Domain="...)
+		b = append(b, c.domain...)
+	}
+	switch {
+	case maxAge < 0:
+		b = append(b, "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"...)
+	case maxAge > 0:
+		secs := int64((min(maxAge, maxCookieAge) + time.Second - 1) / time.Second)
+		b = append(b, "; Max-Age="...)
+		b = strconv.AppendInt(b, secs, 10)
+	}
+	b = append(b, "; HttpOnly"...)
+	if c.secure {
+		b = append(b, "; Secure"...)
+	}
+	switch c.sameSite {
+	case http.SameSiteLaxMode:
+		b = append(b, "; SameSite=Lax"...)
+	case http.SameSiteStrictMode:
+		b = append(b, "; SameSite=Strict"...)
+	case http.SameSiteNoneMode:
+		b = append(b, "; SameSite=None"...)
+	}
+	if c.partitioned {
+		b = append(b, "; Partitioned"...)
+	}
+	h.Add("Set-Cookie", string(b))
+}

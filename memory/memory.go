@@ -1,0 +1,197 @@
+// Package memory provides a [sessions.Backend] that keeps sessions in the
+// process's memory.
+//
+// It suits tests and applications that run as a single process: sessions
+// are lost when the process exits and are not shared between processes.
+// Records are keyed by the SHA-256 of their token, never the token itself.
+// Expired records are never returned, and a background sweep frees their
+// memory until [Backend.Close] stops it.
+package memory
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"github.com/starsessions/sessions"
+)
+
+// DefaultSweepInterval is how often expired records are freed unless
+// [WithSweepInterval] says otherwise.
+const DefaultSweepInterval = time.Minute
+
+// shardCount spreads records over independently locked maps, so that
+// requests on different sessions rarely wait for each other.
+const shardCount = 64
+
+// Backend is an in-memory [sessions.Backend]. It is safe for concurrent
+// use.
+type Backend struct {
+	shards [shardCount]shard
+	now    func() time.Time // a seam for tests
+
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+}
+
+type shard struct {
+	mu      sync.RWMutex
+	records map[[sha256.Size]byte]record
+}
+
+type record struct {
+	data    []byte
+	expires time.Time
+}
+
+var (
+	_ sessions.Backend = (*Backend)(nil)
+	_ sessions.Toucher = (*Backend)(nil)
+)
+
+// An Option configures a [Backend].
+type Option func(*config)
+
+type config struct {
+	sweepInterval time.Duration
+}
+
+// WithSweepInterval sets how often the background sweep frees expired
+// records; the default is [DefaultSweepInterval]. Zero or less turns the
+// sweep off: expired records are still never returned, but stay in memory
+// until they are overwritten or removed.
+func WithSweepInterval(d time.Duration) Option {
+	return func(c *config) { c.sweepInterval = d }
+}
+
+// New returns an empty in-memory backend and starts its sweep. Call
+// [Backend.Close] when done with it.
+func New(opts ...Option) *Backend {
+	c := config{sweepInterval: DefaultSweepInterval}
+	for _, opt := range opts {
+		opt(&c)
+	}
+	b := &Backend{now: time.Now, stop: make(chan struct{}), stopped: make(chan struct{})}
+	for i := range b.shards {
+		b.shards[i].records = make(map[[sha256.Size]byte]record)
+	}
+	if c.sweepInterval > 0 {
+		go b.sweepEvery(c.sweepInterval)
+	} else {
+		close(b.stopped)
+	}
+	return b
+}
+
+func (b *Backend) shard(key [sha256.Size]byte) *shard {
+	return &b.shards[key[0]%shardCount]
+}
+
+// Read returns the live record for token. A token that is not shaped like
+// a session ID is not looked up.
+func (b *Backend) Read(_ context.Context, token string) ([]byte, bool, error) {
+	if !sessions.ValidID(token) {
+		return nil, false, nil
+	}
+	key := sessions.HashToken(token)
+	sh := b.shard(key)
+	sh.mu.RLock()
+	rec, ok := sh.records[key]
+	sh.mu.RUnlock()
+	if !ok || !b.now().Before(rec.expires) {
+		return nil, false, nil
+	}
+	// Records are replaced, never changed in place, so the slice can be
+	// shared with the caller.
+	return rec.data, true, nil
+}
+
+// Write stores a copy of data under id, to expire after ttl, and returns id
+// as the token.
+func (b *Backend) Write(_ context.Context, id string, data []byte, ttl time.Duration) (string, error) {
+	key := sessions.HashToken(id)
+	rec := record{data: append([]byte(nil), data...), expires: b.now().Add(ttl)}
+	sh := b.shard(key)
+	sh.mu.Lock()
+	sh.records[key] = rec
+	sh.mu.Unlock()
+	return id, nil
+}
+
+// Remove deletes the record for token, if there is one.
+func (b *Backend) Remove(_ context.Context, token string) error {
+	key := sessions.HashToken(token)
+	sh := b.shard(key)
+	sh.mu.Lock()
+	delete(sh.records, key)
+	sh.mu.Unlock()
+	return nil
+}
+
+// Touch sets the expiry of the live record for token to ttl from now. It
+// does nothing for an unknown or expired record.
+func (b *Backend) Touch(_ context.Context, token string, ttl time.Duration) error {
+	key := sessions.HashToken(token)
+	sh := b.shard(key)
+	now := b.now()
+	sh.mu.Lock()
+	if rec, ok := sh.records[key]; ok && now.Before(rec.expires) {
+		rec.expires = now.Add(ttl)
+		sh.records[key] = rec
+	}
+	sh.mu.Unlock()
+	return nil
+}
+
+// Close stops the background sweep and waits for it to finish. It is safe
+// to call more than once; the backend keeps working without its sweep.
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() { close(b.stop) })
+	<-b.stopped
+	return nil
+}
+
+func (b *Backend) sweepEvery(interval time.Duration) {
+	defer close(b.stopped)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.sweep()
+		}
+	}
+}
+
+// sweep deletes expired records, one shard at a time so that requests
+// wait at most for one shard's scan.
+func (b *Backend) sweep() {
+	now := b.now()
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		for k, rec := range sh.records {
+			if !now.Before(rec.expires) {
+				delete(sh.records, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// Len returns the number of records held, expired ones not yet swept
+// included.
+func (b *Backend) Len() int {
+	n := 0
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.RLock()
+		n += len(sh.records)
+		sh.mu.RUnlock()
+	}
+	return n
+}

@@ -1,0 +1,130 @@
+package sessions
+
+import (
+	"log/slog"
+	"sync"
+)
+
+// A Session is one client's session as seen by one request: a value of the
+// user's type T, and what the request did to it.
+//
+// A Session belongs to the request that loaded it; its methods are safe for
+// concurrent use by that request's goroutines, but changes made through
+// [Session.Data] are not synchronized and must not race with each other.
+// Changes made after the response header has been written are not saved.
+type Session[T any] struct {
+	mu sync.Mutex
+
+	data T
+	id   string // current ID; the token, for a session loaded from the backend
+
+	// loadedToken is the token the request came with, if it named a live
+	// record; "" for a new session.
+	loadedToken string
+	// loadedPayload holds the codec's bytes as loaded, to tell whether the
+	// data changed. For a new session it is nil.
+	loadedPayload []byte
+	header        recordHeader
+	isNew         bool
+	hadCookie     bool // the request carried a cookie of the session's name
+
+	stored      bool   // a record exists under id
+	removeToken string // stale token to remove once the new state is saved
+	forceSave   bool   // save even if the data did not change
+	destroyed   bool   // expire the cookie unless something new is saved
+	committed   bool   // the response header is out; changes can no longer be saved
+	now         int64  // the request's time, Unix seconds
+	logger      *slog.Logger
+}
+
+// Data returns a pointer to the session's value. Change it in place: the
+// middleware compares the value with what was loaded before it writes the
+// response header and saves it when it changed, nested slices and maps
+// included.
+func (s *Session[T]) Data() *T { return &s.data }
+
+// ID returns the session's identifier. For a server-side backend it is the
+// token kept in the client's cookie and stays the same until
+// [Session.Regenerate] or [Session.Destroy]; for the cookie backend, which
+// keeps no record, it is the signed cookie value of the request. Either way
+// it is a bearer secret: do not log it or show it to other users.
+func (s *Session[T]) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
+}
+
+// IsNew reports whether the request came without a valid session, so that
+// this one was made for it.
+func (s *Session[T]) IsNew() bool { return s.isNew }
+
+// Regenerate gives the session a new ID and keeps its data; the record under
+// the old ID is removed once the new one is saved. Call it whenever the
+// user's privileges change, login above all, so that an ID an attacker planted
+// or saw before is worth nothing afterwards (session fixation).
+func (s *Session[T]) Regenerate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.warnCommitted("Regenerate") {
+		return
+	}
+	s.retireLocked()
+	s.id = NewID()
+	s.forceSave = true
+}
+
+// Destroy drops the session: the data becomes T's zero value, the record is
+// removed and the cookie expired (logout). A value set after Destroy starts a
+// new session with a new ID.
+func (s *Session[T]) Destroy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.warnCommitted("Destroy") {
+		return
+	}
+	s.retireLocked()
+	var zero T
+	s.data = zero
+	s.id = NewID()
+	s.loadedPayload = nil
+	s.header = recordHeader{created: s.now, accessed: s.now}
+	s.forceSave = false
+	s.destroyed = true
+}
+
+// SetPersistent chooses, for this session only, between a persistent cookie
+// (true: it outlives the browser, until the manager's lifetime ends; the
+// "remember me" box) and a browser-session cookie (false: it dies with the
+// browser). The choice is kept with the session. Without a call, the
+// manager's lifetime decides: see [WithLifetime].
+func (s *Session[T]) SetPersistent(persistent bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.warnCommitted("SetPersistent") {
+		return
+	}
+	p := persistOff
+	if persistent {
+		p = persistOn
+	}
+	if p != s.header.persist {
+		s.header.persist = p
+		s.forceSave = true
+	}
+}
+
+// retireLocked marks the stored record, if any, for removal at save time:
+// it must not outlive the ID the session is leaving.
+func (s *Session[T]) retireLocked() {
+	if s.stored {
+		s.removeToken = s.loadedToken
+		s.stored = false
+	}
+}
+
+func (s *Session[T]) warnCommitted(method string) bool {
+	if s.committed {
+		s.logger.Warn("sessions: " + method + " called after the response header was written; ignored")
+	}
+	return s.committed
+}
