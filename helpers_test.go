@@ -149,7 +149,7 @@ func newCookieBackend() sessions.Backend { return cookie.New(testSecret) }
 // browser sends requests with the session cookie it was last given, as a
 // browser would.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	h      http.Handler
 	cookie *http.Cookie
 }
