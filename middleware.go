@@ -302,5 +302,8 @@ func (m *Manager[T]) write(ctx context.Context, h http.Header, s *Session[T], pa
 		}
 	}
 	m.setCookie(h, token, maxAge)
+	// A shared cache must not hand this response, and its cookie, to
+	// another client.
+	h.Add("Cache-Control", `no-cache="Set-Cookie"`)
 	return nil
 }

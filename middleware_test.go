@@ -52,7 +52,7 @@ func routes(m *sessions.Manager[profile], acts map[string]func(s *sessions.Sessi
 	return m.Middleware(mux)
 }
 
-func read(*sessions.Session[profile])  {}
+func read(*sessions.Session[profile])    {}
 func visit(s *sessions.Session[profile]) { s.Data().Visits++ }
 
 var standardActs = map[string]func(s *sessions.Session[profile]){
@@ -167,8 +167,8 @@ func TestBackendCalls(t *testing.T) {
 			wantVary:  true,
 		},
 		{
-			name:      "Get twice in a request loads once",
-			before:    "/visit",
+			name:   "Get twice in a request loads once",
+			before: "/visit",
 			handler: func(m *sessions.Manager[profile]) http.Handler {
 				return m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					s1, _ := m.Get(r)
@@ -391,9 +391,9 @@ func TestIdleRefreshWrites(t *testing.T) {
 	ft := fakeToucher{newFakeBackend(clock)}
 	idle := 100 * time.Second // rewrites are due after idle/100 = 1s
 	for name, tt := range map[string]struct {
-		b                     sessions.Backend
-		calls                 func() map[string]int
-		wantQuick, wantLater  map[string]int
+		b                      sessions.Backend
+		calls                  func() map[string]int
+		wantQuick, wantLater   map[string]int
 		wantCookieQuick, later bool
 	}{
 		"rewrite": {fb, func() map[string]int { return fb.calls },

@@ -1,0 +1,106 @@
+package sessions_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/cookie"
+	"github.com/starsessions/sessions/memory"
+)
+
+// benchSession is a realistic session: a user, roles, a small cart, a CSRF
+// token and a timestamp.
+type benchSession struct {
+	UserID int64
+	Name   string
+	Roles  []string
+	Cart   []benchLine
+	CSRF   string
+	Seen   time.Time
+	Count  int
+}
+
+type benchLine struct {
+	SKU string
+	Qty int
+}
+
+func fullSession() benchSession {
+	return benchSession{
+		UserID: 1234567,
+		Name:   "Ada Lovelace",
+		Roles:  []string{"user", "editor"},
+		Cart:   []benchLine{{"SKU-0001", 1}, {"SKU-0002", 3}, {"SKU-0003", 2}},
+		CSRF:   "0123456789abcdef0123456789abcdef",
+		Seen:   time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC),
+	}
+}
+
+func BenchmarkRequest(b *testing.B) {
+	codecs := []struct {
+		name  string
+		codec sessions.Codec
+	}{{"json", sessions.JSON}, {"msgpack", sessions.Msgpack}}
+	stores := []struct {
+		name string
+		new  func(b *testing.B) sessions.Backend
+	}{
+		{"cookie", func(*testing.B) sessions.Backend { return cookie.New(testSecret) }},
+		{"memory", func(b *testing.B) sessions.Backend {
+			m := memory.New()
+			b.Cleanup(func() { m.Close() })
+			return m
+		}},
+	}
+	for _, st := range stores {
+		for _, c := range codecs {
+			prefix := st.name + "/" + c.name
+			b.Run(prefix+"/read", func(b *testing.B) {
+				benchScenario(b, sessions.New[benchSession](st.new(b), sessions.WithCodec(c.codec)), true, func(s *benchSession) { _ = s.Name })
+			})
+			b.Run(prefix+"/write", func(b *testing.B) {
+				benchScenario(b, sessions.New[benchSession](st.new(b), sessions.WithCodec(c.codec)), true, func(s *benchSession) {
+					s.Count++
+					s.Seen = s.Seen.Add(time.Second)
+				})
+			})
+			b.Run(prefix+"/new", func(b *testing.B) {
+				benchScenario(b, sessions.New[benchSession](st.new(b), sessions.WithCodec(c.codec)), false, func(s *benchSession) { *s = fullSession() })
+			})
+		}
+	}
+}
+
+// benchScenario times one request through the middleware, with a cookie
+// from an earlier request when withCookie is set.
+func benchScenario(b *testing.B, m *sessions.Manager[benchSession], withCookie bool, act func(*benchSession)) {
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		act(s.Data())
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	req := httptest.NewRequest("GET", "/", nil)
+	if withCookie {
+		setup := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, _ := m.Get(r)
+			*s.Data() = fullSession()
+		}))
+		rec := httptest.NewRecorder()
+		setup.ServeHTTP(rec, req)
+		req.Header.Set("Cookie", rec.Result().Cookies()[0].String())
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNoContent {
+			b.Fatalf("status %d", rec.Code)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/cookie"
+)
+
+// TestClickThrough walks the example the way a person would: visit,
+// reload, log in, log out.
+func TestClickThrough(t *testing.T) {
+	mgr := sessions.New[Visitor](cookie.New(bytes.Repeat([]byte("e"), 32)), sessions.WithSecure(false))
+	srv := httptest.NewServer((&app{mgr: mgr}).routes())
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	u, _ := url.Parse(srv.URL)
+
+	get := func() string {
+		t.Helper()
+		res, err := c.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(res.Body)
+		return b.String()
+	}
+	if got := get(); !strings.Contains(got, "<strong>1</strong> time in") {
+		t.Fatalf("first visit: %s", got)
+	}
+	if got := get(); !strings.Contains(got, "<strong>2</strong> times") {
+		t.Fatalf("second visit: %s", got)
+	}
+	before := jar.Cookies(u)[0].Value
+	res, err := c.PostForm(srv.URL+"/login", url.Values{"name": {"Ada"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if after := jar.Cookies(u)[0].Value; after == before {
+		t.Errorf("login kept the cookie value")
+	}
+	if got := get(); !strings.Contains(got, "Hello, Ada!") || !strings.Contains(got, "<strong>4</strong>") {
+		t.Errorf("after login: %s", got)
+	}
+	res, err = c.PostForm(srv.URL+"/logout", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	// The redirect after logout counted the new session's first visit.
+	if got := get(); !strings.Contains(got, "Hello, visitor!") || !strings.Contains(got, "<strong>2</strong>") {
+		t.Errorf("after logout: %s", got)
+	}
+}
