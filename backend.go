@@ -18,8 +18,12 @@ import (
 // concurrent use.
 //
 // A backend can offer more through optional interfaces, discovered by type
-// assertion: [Toucher] extends an expiry without rewriting data, and
-// [TokenRotator] asks for a token to be reissued.
+// assertion: [VersionedBackend] writes conditionally, so that concurrent
+// requests never lose each other's updates; [Toucher] extends an expiry
+// without rewriting data; and [TokenRotator] asks for a token to be
+// reissued. A backend without VersionedBackend saves with last-write-wins:
+// of two requests that change one session at the same time, the later save
+// replaces the earlier.
 type Backend interface {
 	// Read returns the bytes stored for token; found is false, with a nil error, when it is unknown or expired.
 	// The caller does not modify the returned slice.
@@ -29,6 +33,32 @@ type Backend interface {
 	Write(ctx context.Context, id string, data []byte, ttl time.Duration) (token string, err error)
 	// Remove deletes what is stored for token; removing an unknown token is not an error.
 	Remove(ctx context.Context, token string) error
+}
+
+// A VersionedBackend is a [Backend] whose records carry a version that
+// every successful write advances, and that can write and remove on
+// condition of the version (compare-and-set). The manager uses it so that no
+// update is lost silently: a request saves only over the version it loaded,
+// and on [ErrConflict] reloads the record, replays the changes it made
+// through [Session.Update], and tries again.
+//
+// Versions start at 1 for a new record and grow by 1 with every write;
+// version 0 stands for "no record". Each method must be atomic with respect
+// to the others on the same token.
+type VersionedBackend interface {
+	Backend
+	// ReadVersioned is Read that also returns the record's version.
+	ReadVersioned(ctx context.Context, token string) (data []byte, version uint64, found bool, err error)
+	// WriteIfVersion is Write that succeeds only if the live record for id
+	// has the given version, 0 meaning that there must be none. Otherwise it
+	// writes nothing and returns an error that matches [ErrConflict]. A
+	// record that was removed is never recreated by a write for version 1
+	// or more.
+	WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (token string, err error)
+	// RemoveIfVersion removes the record for token only if its version is
+	// the given one, and returns an error matching [ErrConflict] otherwise,
+	// a missing record included.
+	RemoveIfVersion(ctx context.Context, token string, version uint64) error
 }
 
 // A Toucher is a [Backend] that can extend a record's expiry without
@@ -57,7 +87,7 @@ const idBytes = 32
 
 // IDLength is the length in characters of an ID made by [NewID]: 32 bytes
 // in unpadded base64.
-const IDLength = (idBytes*8 + 5) / 6
+const IDLength = 43
 
 // NewID returns a new session ID: 32 bytes from crypto/rand, encoded as
 // unpadded base64url (43 characters).

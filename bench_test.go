@@ -74,6 +74,34 @@ func BenchmarkRequest(b *testing.B) {
 	}
 }
 
+// BenchmarkVersioning measures what conflict detection costs a request
+// that meets no conflict: the memory backend with compare-and-set writes
+// (the default) against the same backend under last-write-wins.
+func BenchmarkVersioning(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts []sessions.Option
+	}{
+		{"versioned", nil},
+		{"last-write-wins", []sessions.Option{sessions.WithLastWriteWins()}},
+	} {
+		newManager := func(b *testing.B) *sessions.Manager[benchSession] {
+			store := memory.New()
+			b.Cleanup(func() { store.Close() })
+			return sessions.New[benchSession](store, append([]sessions.Option{sessions.WithCodec(sessions.Msgpack)}, mode.opts...)...)
+		}
+		b.Run("read/"+mode.name, func(b *testing.B) {
+			benchScenario(b, newManager(b), true, func(s *benchSession) { _ = s.Name })
+		})
+		b.Run("write/"+mode.name, func(b *testing.B) {
+			benchScenario(b, newManager(b), true, func(s *benchSession) {
+				s.Count++
+				s.Seen = s.Seen.Add(time.Second)
+			})
+		})
+	}
+}
+
 // benchScenario times one request through the middleware, with a cookie
 // from an earlier request when withCookie is set.
 func benchScenario(b *testing.B, m *sessions.Manager[benchSession], withCookie bool, act func(*benchSession)) {

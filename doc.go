@@ -37,6 +37,21 @@
 // store. A save that fails never turns into a silent 200: the error handler
 // answers instead (see [WithErrorHandler]).
 //
+// # Concurrent requests
+//
+// Two requests on one session (two tabs, a burst of XHRs, a slow request
+// beside a logout) never lose an update silently. With a backend that
+// implements [VersionedBackend], such as memory, each record carries a
+// version and a save succeeds only over the version its request loaded.
+// When it meets a newer one, the manager reloads the record and replays the
+// changes the request made through [Session.Update]; changes made through
+// [Session.Data] cannot be replayed, and fail with [ErrConflict] (409 by
+// default) rather than overwrite the other request's. A destroyed or
+// regenerated session is never brought back by a request that was still
+// running. Saves of one process on one session are ordered before the
+// backend is asked, so conflicts arise only between processes.
+// [WithLastWriteWins] turns all of this off.
+//
 // # Expiry
 //
 // Every stored record carries its creation and last-access times, inside the

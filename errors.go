@@ -15,3 +15,12 @@ var ErrCookieTooLarge = errors.New("sessions: session cookie larger than 4096 by
 // ErrNotSaved is returned by the response writer's Write after the session
 // could not be saved and the error handler has already answered the request.
 var ErrNotSaved = errors.New("sessions: response abandoned because the session could not be saved")
+
+// ErrConflict reports that a session changed in another request between
+// this request's load and its save, and this request's changes could not be
+// merged: they were made through [Session.Data] rather than
+// [Session.Update], or the session was destroyed or regenerated meanwhile.
+// The default error handler answers it with 409 Conflict. Backends that
+// implement [VersionedBackend] return it, wrapped or not, from their
+// conditional methods.
+var ErrConflict = errors.New("sessions: session changed by a concurrent request")

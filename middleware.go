@@ -1,9 +1,10 @@
 package sessions
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -17,14 +18,20 @@ import (
 // A Manager is safe for concurrent use by multiple goroutines.
 type Manager[T any] struct {
 	config
-	backend Backend
-	toucher Toucher      // backend as a Toucher, or nil
-	rotator TokenRotator // backend as a TokenRotator, or nil
+	backend   Backend
+	versioned VersionedBackend // backend as a VersionedBackend, or nil under last-write-wins
+	toucher   Toucher          // backend as a Toucher, or nil
+	rotator   TokenRotator     // backend as a TokenRotator, or nil
 	// zeroPayload is the codec's encoding of T's zero value: a new session
 	// that still encodes to it is not worth storing.
 	zeroPayload []byte
 	key         *contextKey
-	now         func() time.Time // a seam for tests
+	// saveLocks order the saves of one process's requests on one session
+	// (striped by token), so that conflicts arise only between processes.
+	saveLocks [64]sync.Mutex
+	lockSeed  maphash.Seed
+	now       func() time.Time                                 // a seam for tests
+	sleep     func(ctx context.Context, d time.Duration) error // a seam for tests
 }
 
 // contextKey is the type of the key under which a manager finds its
@@ -40,11 +47,15 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 	if backend == nil {
 		panic("sessions: New with a nil Backend")
 	}
-	m := &Manager[T]{config: defaultConfig(), backend: backend, key: new(contextKey), now: time.Now}
+	m := &Manager[T]{config: defaultConfig(), backend: backend, key: new(contextKey),
+		lockSeed: maphash.MakeSeed(), now: time.Now, sleep: sleepCtx}
 	for _, opt := range opts {
 		opt(&m.config)
 	}
 	m.check()
+	if !m.lastWriteWins {
+		m.versioned, _ = backend.(VersionedBackend)
+	}
 	m.toucher, _ = backend.(Toucher)
 	m.rotator, _ = backend.(TokenRotator)
 	var zero T
@@ -144,166 +155,10 @@ func (m *Manager[T]) handleError(w http.ResponseWriter, r *http.Request, err err
 		m.errorHandler(w, r, err)
 		return
 	}
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrConflict) {
+		code = http.StatusConflict
+	}
 	m.logger().ErrorContext(r.Context(), "sessions: request failed", "err", err, "method", r.Method, "path", r.URL.Path)
-	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-}
-
-// load reads the session named by the request's cookie, or makes a new
-// one when there is none or it cannot be used.
-func (m *Manager[T]) load(ctx context.Context, r *http.Request) (*Session[T], error) {
-	now := m.now().Unix()
-	s := &Session[T]{now: now, logger: m.logger()}
-	token, ok := cookieValue(r.Header, m.cookieName)
-	s.hadCookie = ok
-	reason := "no session cookie"
-	if ok {
-		reason = "malformed cookie"
-		if validToken(token) {
-			data, found, rotate, err := m.read(ctx, token)
-			if err != nil {
-				return nil, fmt.Errorf("sessions: loading session: %w", err)
-			}
-			reason = "unknown or expired session"
-			if found {
-				if reason = m.adopt(s, token, data, now); reason == "" {
-					s.forceSave = rotate
-					return s, nil
-				}
-			}
-		}
-		m.logger().DebugContext(ctx, "sessions: starting a new session", "reason", reason)
-	}
-	s.id = NewID()
-	s.isNew = true
-	s.header = recordHeader{created: now, accessed: now}
-	return s, nil
-}
-
-func (m *Manager[T]) read(ctx context.Context, token string) (data []byte, found, rotate bool, err error) {
-	if m.rotator != nil {
-		return m.rotator.ReadRotate(ctx, token)
-	}
-	data, found, err = m.backend.Read(ctx, token)
-	return data, found, false, err
-}
-
-// adopt fills s from a stored record and returns "", or returns why the
-// record cannot be used.
-func (m *Manager[T]) adopt(s *Session[T], token string, data []byte, now int64) string {
-	h, payload, err := parseRecord(data)
-	if err != nil {
-		return err.Error()
-	}
-	if now >= h.created+int64(m.serverLifetime()/time.Second) {
-		return "session lifetime ended"
-	}
-	// A Toucher's own expiry enforces the idle timeout: the record's access
-	// time is only brought up to date when the record is rewritten.
-	if m.idleTimeout > 0 && m.toucher == nil && now >= h.accessed+int64(m.idleTimeout/time.Second) {
-		return "session idle timeout passed"
-	}
-	if err := m.codec.Unmarshal(payload, &s.data); err != nil {
-		var zero T
-		s.data = zero
-		return "cannot decode session data: " + err.Error()
-	}
-	s.id = token
-	s.loadedToken = token
-	s.loadedPayload = payload
-	s.header = h
-	s.stored = true
-	return ""
-}
-
-// serverLifetime is how long after its creation the server refuses a
-// session.
-func (m *Manager[T]) serverLifetime() time.Duration {
-	if m.lifetime > 0 {
-		return m.lifetime
-	}
-	return BrowserSessionLifetime
-}
-
-// expiry returns how long the backend should keep a record with header h
-// written now, and the cookie's Max-Age (0 for a browser-session cookie).
-func (m *Manager[T]) expiry(h recordHeader, now int64) (ttl, maxAge time.Duration) {
-	remaining := m.serverLifetime() - time.Duration(now-h.created)*time.Second
-	ttl = remaining
-	if m.idleTimeout > 0 {
-		ttl = min(ttl, m.idleTimeout)
-	}
-	ttl = max(ttl, time.Second)
-	if h.persist == persistOn || h.persist == persistDefault && m.lifetime > 0 {
-		maxAge = max(remaining, time.Second)
-	}
-	return ttl, maxAge
-}
-
-// save brings the backend and the response's cookie up to date with s.
-func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.committed = true
-	h.Add("Vary", "Cookie")
-
-	payload, err := m.codec.Marshal(&s.data)
-	if err != nil {
-		return fmt.Errorf("sessions: encoding session: %w", err)
-	}
-	now := m.now().Unix()
-	var write bool
-	if s.stored {
-		write = s.forceSave || !bytes.Equal(payload, s.loadedPayload)
-	} else {
-		write = !bytes.Equal(payload, m.zeroPayload)
-	}
-	if !write && s.stored && m.idleTimeout > 0 {
-		if m.toucher != nil {
-			ttl, _ := m.expiry(s.header, now)
-			if err := m.toucher.Touch(ctx, s.loadedToken, ttl); err != nil {
-				return fmt.Errorf("sessions: extending session: %w", err)
-			}
-			return nil
-		}
-		write = now-s.header.accessed >= int64(max(m.idleTimeout/100, time.Second)/time.Second)
-	}
-	if write {
-		return m.write(ctx, h, s, payload, now)
-	}
-	if s.removeToken != "" {
-		if err := m.backend.Remove(ctx, s.removeToken); err != nil {
-			return fmt.Errorf("sessions: removing session: %w", err)
-		}
-	}
-	if s.destroyed && s.hadCookie {
-		m.setCookie(h, "", -1)
-	}
-	return nil
-}
-
-func (m *Manager[T]) write(ctx context.Context, h http.Header, s *Session[T], payload []byte, now int64) error {
-	s.header.accessed = now
-	ttl, maxAge := m.expiry(s.header, now)
-	rec := make([]byte, 0, maxRecordHeader+len(payload))
-	rec = appendRecordHeader(rec, s.header)
-	rec = append(rec, payload...)
-	token, err := m.backend.Write(ctx, s.id, rec, ttl)
-	if err != nil {
-		return fmt.Errorf("sessions: saving session: %w", err)
-	}
-	if len(m.cookieName)+1+len(token) > maxCookieSize {
-		return fmt.Errorf("%w: %d bytes of session data", ErrCookieTooLarge, len(payload))
-	}
-	// The old record goes only once the new one is safe, so that a failed
-	// save leaves the client with a session that still works.
-	if s.removeToken != "" {
-		if err := m.backend.Remove(ctx, s.removeToken); err != nil {
-			return fmt.Errorf("sessions: removing replaced session: %w", err)
-		}
-	}
-	m.setCookie(h, token, maxAge)
-	// A shared cache must not hand this response, and its cookie, to
-	// another client.
-	h.Add("Cache-Control", `no-cache="Set-Cookie"`)
-	return nil
+	http.Error(w, http.StatusText(code), code)
 }

@@ -13,12 +13,13 @@ type Option func(*config)
 // config holds what the options set. Its zero value, completed by
 // [defaultConfig], is the documented default of every option.
 type config struct {
-	codec        Codec
-	autoload     bool
-	lifetime     time.Duration
-	idleTimeout  time.Duration
-	errorHandler func(http.ResponseWriter, *http.Request, error)
-	logger       *slog.Logger
+	codec         Codec
+	autoload      bool
+	lifetime      time.Duration
+	idleTimeout   time.Duration
+	errorHandler  func(http.ResponseWriter, *http.Request, error)
+	lastWriteWins bool
+	logger        *slog.Logger
 
 	cookieName  string
 	path        string
@@ -82,6 +83,13 @@ func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) { c.idleTimeout = max(d, 0) }
 }
 
+// WithLastWriteWins turns conflict detection off: a save replaces whatever
+// another request saved since this one loaded the session, as in most
+// session libraries. Without it, and with a [VersionedBackend], a request
+// whose changes made through [Session.Data] meet a concurrent change fails
+// with [ErrConflict] instead of overwriting it.
+func WithLastWriteWins() Option { return func(c *config) { c.lastWriteWins = true } }
+
 // WithCookieName sets the session cookie's name; the default is
 // [DefaultCookieName]. A name starting with "__Host-" makes the browser
 // insist on Secure, Path=/ and no Domain, and New panics if the other
@@ -91,7 +99,8 @@ func WithCookieName(name string) Option { return func(c *config) { c.cookieName 
 // WithErrorHandler sets the function that answers a request whose session
 // could not be loaded or saved. It runs before any of the handler's
 // response has been written. The default logs the error through the
-// manager's logger and replies 500 Internal Server Error.
+// manager's logger and replies 409 Conflict for [ErrConflict] and 500
+// Internal Server Error for anything else.
 func WithErrorHandler(h func(w http.ResponseWriter, r *http.Request, err error)) Option {
 	return func(c *config) { c.errorHandler = h }
 }

@@ -25,6 +25,7 @@ type Session[T any] struct {
 	// data changed. For a new session it is nil.
 	loadedPayload []byte
 	header        recordHeader
+	version       uint64 // the loaded record's version, for a VersionedBackend
 	isNew         bool
 	hadCookie     bool // the request carried a cookie of the session's name
 
@@ -32,16 +33,47 @@ type Session[T any] struct {
 	removeToken string // stale token to remove once the new state is saved
 	forceSave   bool   // save even if the data did not change
 	destroyed   bool   // expire the cookie unless something new is saved
-	committed   bool   // the response header is out; changes can no longer be saved
-	now         int64  // the request's time, Unix seconds
-	logger      *slog.Logger
+	persistSet  bool   // SetPersistent was called: the choice outlives a reload
+
+	// updates are the functions given to Update, to replay on a record that
+	// changed under this request. updateMu runs them one at a time.
+	updates   []func(*T)
+	updateMu  sync.Mutex
+	committed bool  // the response header is out; changes can no longer be saved
+	now       int64 // the request's time, Unix seconds
+	logger    *slog.Logger
 }
 
-// Data returns a pointer to the session's value. Change it in place: the
-// middleware compares the value with what was loaded before it writes the
-// response header and saves it when it changed, nested slices and maps
-// included.
+// Data returns a pointer to the session's value. Read it, or change it in
+// place: the middleware compares the value with what was loaded before it
+// writes the response header and saves it when it changed, nested slices
+// and maps included. Changes made here cannot be merged with a concurrent
+// request's; prefer [Session.Update] for them.
 func (s *Session[T]) Data() *T { return &s.data }
+
+// Update applies fn to the session's value now and records it, so that the
+// change survives concurrent requests: when another request saved the same
+// session after this one loaded it, the manager reloads the current value,
+// replays every function given to Update, in order, and saves the result.
+// Counters, appends and other read-modify-write changes belong here.
+//
+// fn may therefore run more than once, and must depend only on the value it
+// is given (and on values it captured before Update): no I/O, no clock
+// reads that should not repeat. It must not call the Session's methods.
+// Calls from several goroutines are serialized.
+//
+// Changes made through [Session.Data] cannot be replayed; see
+// [ErrConflict].
+func (s *Session[T]) Update(fn func(*T)) {
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
+	fn(&s.data)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.warnCommitted("Update") {
+		s.updates = append(s.updates, fn)
+	}
+}
 
 // ID returns the session's identifier. For a server-side backend it is the
 // token kept in the client's cookie and stays the same until
@@ -87,6 +119,7 @@ func (s *Session[T]) Destroy() {
 	s.data = zero
 	s.id = NewID()
 	s.loadedPayload = nil
+	s.updates = nil
 	s.header = recordHeader{created: s.now, accessed: s.now}
 	s.forceSave = false
 	s.destroyed = true
@@ -107,6 +140,7 @@ func (s *Session[T]) SetPersistent(persistent bool) {
 	if persistent {
 		p = persistOn
 	}
+	s.persistSet = true
 	if p != s.header.persist {
 		s.header.persist = p
 		s.forceSave = true

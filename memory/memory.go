@@ -44,11 +44,13 @@ type shard struct {
 type record struct {
 	data    []byte
 	expires time.Time
+	version uint64
 }
 
 var (
-	_ sessions.Backend = (*Backend)(nil)
-	_ sessions.Toucher = (*Backend)(nil)
+	_ sessions.Backend          = (*Backend)(nil)
+	_ sessions.VersionedBackend = (*Backend)(nil)
+	_ sessions.Toucher          = (*Backend)(nil)
 )
 
 // An Option configures a [Backend].
@@ -91,9 +93,15 @@ func (b *Backend) shard(key [sha256.Size]byte) *shard {
 
 // Read returns the live record for token. A token that is not shaped like
 // a session ID is not looked up.
-func (b *Backend) Read(_ context.Context, token string) ([]byte, bool, error) {
+func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) {
+	data, _, found, err := b.ReadVersioned(ctx, token)
+	return data, found, err
+}
+
+// ReadVersioned is Read that also returns the record's version.
+func (b *Backend) ReadVersioned(_ context.Context, token string) ([]byte, uint64, bool, error) {
 	if !sessions.ValidID(token) {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	key := sessions.HashToken(token)
 	sh := b.shard(key)
@@ -101,23 +109,62 @@ func (b *Backend) Read(_ context.Context, token string) ([]byte, bool, error) {
 	rec, ok := sh.records[key]
 	sh.mu.RUnlock()
 	if !ok || !b.now().Before(rec.expires) {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	// Records are replaced, never changed in place, so the slice can be
 	// shared with the caller.
-	return rec.data, true, nil
+	return rec.data, rec.version, true, nil
 }
 
 // Write stores a copy of data under id, to expire after ttl, and returns id
 // as the token.
-func (b *Backend) Write(_ context.Context, id string, data []byte, ttl time.Duration) (string, error) {
+func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Duration) (string, error) {
+	return b.write(id, data, ttl, 0, false)
+}
+
+// WriteIfVersion is Write that succeeds only if the live record for id has
+// the given version (0: there is none), and fails with
+// [sessions.ErrConflict] otherwise.
+func (b *Backend) WriteIfVersion(_ context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
+	return b.write(id, data, ttl, version, true)
+}
+
+func (b *Backend) write(id string, data []byte, ttl time.Duration, version uint64, conditional bool) (string, error) {
 	key := sessions.HashToken(id)
-	rec := record{data: append([]byte(nil), data...), expires: b.now().Add(ttl)}
+	data = append([]byte(nil), data...)
 	sh := b.shard(key)
 	sh.mu.Lock()
-	sh.records[key] = rec
-	sh.mu.Unlock()
+	defer sh.mu.Unlock()
+	now := b.now()
+	current := sh.liveVersion(key, now)
+	if conditional && current != version {
+		return "", sessions.ErrConflict
+	}
+	sh.records[key] = record{data: data, expires: now.Add(ttl), version: current + 1}
 	return id, nil
+}
+
+// liveVersion returns the version of the live record under key, or 0.
+// The caller holds sh.mu.
+func (sh *shard) liveVersion(key [sha256.Size]byte, now time.Time) uint64 {
+	if rec, ok := sh.records[key]; ok && now.Before(rec.expires) {
+		return rec.version
+	}
+	return 0
+}
+
+// RemoveIfVersion removes the record for token if its version is the given
+// one, and fails with [sessions.ErrConflict] otherwise.
+func (b *Backend) RemoveIfVersion(_ context.Context, token string, version uint64) error {
+	key := sessions.HashToken(token)
+	sh := b.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.liveVersion(key, b.now()) != version {
+		return sessions.ErrConflict
+	}
+	delete(sh.records, key)
+	return nil
 }
 
 // Remove deletes the record for token, if there is one.

@@ -13,6 +13,7 @@ package sessionstest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -78,12 +79,15 @@ func Run(t *testing.T, cfg Config) {
 		{name: "Touch", stateful: true, run: testTouch},
 		{name: "TouchNeverResurrects", stateful: true, run: testTouchNeverResurrects},
 		{name: "TokenHashing", stateful: true, needsKeys: true, run: testTokenHashing},
+		{name: "ConditionalWrite", stateful: true, run: testConditionalWrite},
+		{name: "ConditionalRemove", stateful: true, run: testConditionalRemove},
 		{name: "ManagerRoundTrip", run: testManagerRoundTrip},
 		{name: "ManagerReadOnlyWritesNothing", run: testManagerReadOnly},
 		{name: "ManagerDestroy", run: testManagerDestroy},
 		{name: "ManagerRegenerate", run: testManagerRegenerate},
 		{name: "ManagerLifetime", stateful: true, run: testManagerLifetime},
 		{name: "ManagerIdleTimeout", stateful: true, run: testManagerIdle},
+		{name: "ManagerConcurrentUpdates", stateful: true, run: testManagerConcurrentUpdates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,5 +448,157 @@ func testManagerIdle(t *testing.T, s env) {
 	s.advance(2500 * time.Millisecond)
 	if got := c.get("/read"); got != "/0/" {
 		t.Errorf("after the idle timeout: %q, want a new session", got)
+	}
+}
+
+func versioned(t *testing.T, b sessions.Backend) sessions.VersionedBackend {
+	vb, ok := b.(sessions.VersionedBackend)
+	if !ok {
+		t.Skip("the backend is not a sessions.VersionedBackend")
+	}
+	return vb
+}
+
+func readVersion(t *testing.T, vb sessions.VersionedBackend, token string) (string, uint64) {
+	t.Helper()
+	data, v, found, err := vb.ReadVersioned(context.Background(), token)
+	if err != nil {
+		t.Fatalf("ReadVersioned: %v", err)
+	}
+	if !found {
+		return "", 0
+	}
+	return string(data), v
+}
+
+func testConditionalWrite(t *testing.T, s env) {
+	vb := versioned(t, s.Backend)
+	ctx := context.Background()
+	id := sessions.NewID()
+	type step struct {
+		version     uint64
+		data        string
+		wantErr     bool
+		wantData    string
+		wantVersion uint64
+	}
+	steps := []step{
+		{version: 1, data: "never", wantErr: true, wantData: "", wantVersion: 0},
+		{version: 0, data: "a", wantData: "a", wantVersion: 1},
+		{version: 0, data: "again", wantErr: true, wantData: "a", wantVersion: 1},
+		{version: 1, data: "b", wantData: "b", wantVersion: 2},
+		{version: 1, data: "stale", wantErr: true, wantData: "b", wantVersion: 2},
+		{version: 3, data: "future", wantErr: true, wantData: "b", wantVersion: 2},
+		{version: 2, data: "c", wantData: "c", wantVersion: 3},
+	}
+	var token string
+	for i, st := range steps {
+		tok, err := vb.WriteIfVersion(ctx, id, []byte(st.data), time.Hour, st.version)
+		if st.wantErr != (err != nil) {
+			t.Fatalf("step %d: WriteIfVersion(v%d) err = %v, want error %t", i, st.version, err, st.wantErr)
+		}
+		if err != nil && !errors.Is(err, sessions.ErrConflict) {
+			t.Fatalf("step %d: err = %v, want ErrConflict", i, err)
+		}
+		if err == nil {
+			token = tok
+		}
+		if token == "" {
+			continue
+		}
+		data, v := readVersion(t, vb, token)
+		if data != st.wantData || v != st.wantVersion {
+			t.Fatalf("step %d: record = %q v%d, want %q v%d", i, data, v, st.wantData, st.wantVersion)
+		}
+	}
+	// A plain Write advances the version too.
+	if _, err := vb.Write(ctx, id, []byte("d"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, v := readVersion(t, vb, token); v != 4 {
+		t.Errorf("after a plain Write the version is %d, want 4", v)
+	}
+	// A removed record is never recreated by a conditional write.
+	if err := vb.Remove(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vb.WriteIfVersion(ctx, id, []byte("zombie"), time.Hour, 4); !errors.Is(err, sessions.ErrConflict) {
+		t.Errorf("a write over a removed record: err = %v, want ErrConflict", err)
+	}
+	if data, _ := readVersion(t, vb, token); data != "" {
+		t.Errorf("a removed record came back as %q", data)
+	}
+}
+
+func testConditionalRemove(t *testing.T, s env) {
+	vb := versioned(t, s.Backend)
+	ctx := context.Background()
+	token, err := vb.WriteIfVersion(ctx, sessions.NewID(), []byte("a"), time.Hour, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vb.RemoveIfVersion(ctx, token, 2); !errors.Is(err, sessions.ErrConflict) {
+		t.Errorf("RemoveIfVersion with a wrong version: err = %v, want ErrConflict", err)
+	}
+	if data, _ := readVersion(t, vb, token); data != "a" {
+		t.Fatalf("a refused RemoveIfVersion removed the record")
+	}
+	if err := vb.RemoveIfVersion(ctx, token, 1); err != nil {
+		t.Errorf("RemoveIfVersion with the right version: %v", err)
+	}
+	if data, _ := readVersion(t, vb, token); data != "" {
+		t.Errorf("the record survived RemoveIfVersion")
+	}
+	if err := vb.RemoveIfVersion(ctx, token, 1); !errors.Is(err, sessions.ErrConflict) {
+		t.Errorf("RemoveIfVersion of a missing record: err = %v, want ErrConflict", err)
+	}
+}
+
+// testManagerConcurrentUpdates runs 32 clients that each send 100 requests
+// incrementing one shared session's counter through Update: not one
+// increment may be lost.
+func testManagerConcurrentUpdates(t *testing.T, s env) {
+	versioned(t, s.Backend)
+	const workers, requests = 32, 100
+	m := sessions.New[suiteSession](s.Backend)
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := m.Get(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if r.URL.Path == "/inc" {
+			sess.Update(func(v *suiteSession) { v.Count++ })
+		}
+		w.Write([]byte(strconv.Itoa(sess.Data().Count)))
+	}))
+	c := newClient(t, app(m))
+	c.get("/tag") // create the session
+	shared := c.cookie
+
+	var wg sync.WaitGroup
+	failures := make(chan string, workers*requests)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range requests {
+				req := httptest.NewRequest(http.MethodPost, "https://example.com/inc", nil)
+				req.AddCookie(shared)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					failures <- strconv.Itoa(rec.Code) + " " + rec.Body.String()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Errorf("a request failed: %s", f)
+	}
+	if got, want := c.get("/read"), "/"+strconv.Itoa(workers*requests)+"/t"; got != want {
+		t.Errorf("after %d concurrent increments the session reads %q, want %q", workers*requests, got, want)
 	}
 }

@@ -1,0 +1,288 @@
+package sessions_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/memory"
+)
+
+// These tests interleave two requests on one session deterministically: the
+// slow request loads its session, then waits on a channel while the fast one
+// runs to completion, then makes its own change and saves.
+
+// interleaving is a server whose handler for /slow/... pauses between
+// loading the session and acting on it.
+type interleaving struct {
+	t       *testing.T
+	store   *memory.Backend
+	m       *sessions.Manager[profile]
+	h       http.Handler
+	loaded  chan struct{} // the slow request has loaded its session
+	proceed chan struct{} // the slow request may go on
+	errs    chan error    // what reached the error handler
+}
+
+var interleavedActs = map[string]func(s *sessions.Session[profile]){
+	"/read":        read,
+	"/update":      func(s *sessions.Session[profile]) { s.Update(func(p *profile) { p.Visits++ }) },
+	"/update10":    func(s *sessions.Session[profile]) { s.Update(func(p *profile) { p.Visits += 10 }) },
+	"/data-name":   func(s *sessions.Session[profile]) { s.Data().Name = "fast" },
+	"/data-visits": func(s *sessions.Session[profile]) { s.Data().Visits = 100 },
+	"/logout":      func(s *sessions.Session[profile]) { s.Destroy() },
+	"/login": func(s *sessions.Session[profile]) {
+		s.Regenerate()
+		s.Update(func(p *profile) { p.Name = "ann" })
+	},
+}
+
+func newInterleaving(t *testing.T, opts ...sessions.Option) *interleaving {
+	return newInterleavingOn(t, nil, opts...)
+}
+
+// newInterleavingOn builds the server over wrap(store), or the store itself
+// when wrap is nil.
+func newInterleavingOn(t *testing.T, wrap func(*memory.Backend) sessions.Backend, opts ...sessions.Option) *interleaving {
+	it := &interleaving{
+		t: t, store: memory.New(),
+		loaded: make(chan struct{}), proceed: make(chan struct{}), errs: make(chan error, 1),
+	}
+	t.Cleanup(func() { it.store.Close() })
+	var b sessions.Backend = it.store
+	if wrap != nil {
+		b = wrap(it.store)
+	}
+	opts = append(opts, sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+		it.errs <- err
+		code := http.StatusInternalServerError
+		if errors.Is(err, sessions.ErrConflict) {
+			code = http.StatusConflict
+		}
+		http.Error(w, err.Error(), code)
+	}))
+	it.m = sessions.New[profile](b, opts...)
+	it.h = it.m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := it.m.Get(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		path := r.URL.Path
+		if slow, ok := strings.CutPrefix(path, "/slow"); ok {
+			it.loaded <- struct{}{}
+			<-it.proceed
+			path = slow
+		}
+		act, ok := interleavedActs[path]
+		if !ok {
+			t.Errorf("no action %s", path)
+		}
+		act(s)
+		fmt.Fprint(w, show(s))
+	}))
+	return it
+}
+
+// do sends one request with cookie c.
+func (it *interleaving) do(path string, c *http.Cookie) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "https://example.com"+path, nil)
+	if c != nil {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	it.h.ServeHTTP(rec, req)
+	return rec
+}
+
+// session starts a session holding one visit and returns its cookie.
+func (it *interleaving) session() *http.Cookie {
+	rec := it.do("/update", nil)
+	cookies := rec.Result().Cookies()
+	if len(cookies) != 1 {
+		it.t.Fatalf("no session cookie: %d %s", rec.Code, rec.Body)
+	}
+	return cookies[0]
+}
+
+// race runs slow with cookie c, and fast with cookie c while slow waits
+// between load and save. It returns both responses.
+func (it *interleaving) race(c *http.Cookie, slow, fast string) (slowRes, fastRes *httptest.ResponseRecorder) {
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- it.do("/slow"+slow, c) }()
+	<-it.loaded
+	fastRes = it.do(fast, c)
+	close(it.proceed)
+	return <-done, fastRes
+}
+
+// reads returns what a request with cookie c sees.
+func (it *interleaving) reads(c *http.Cookie) string {
+	return it.do("/read", c).Body.String()
+}
+
+// handled returns the error the error handler saw, or nil.
+func (it *interleaving) handled() error {
+	select {
+	case err := <-it.errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func TestConcurrentUpdatesBothKept(t *testing.T) {
+	it := newInterleaving(t)
+	c := it.session()
+	slow, fast := it.race(c, "/update10", "/update")
+	if slow.Code != http.StatusOK || fast.Code != http.StatusOK {
+		t.Fatalf("status slow %d (%s), fast %d", slow.Code, slow.Body, fast.Code)
+	}
+	if got := it.reads(c); !strings.Contains(got, "visits=12 ") {
+		t.Errorf("after 1 + 10 + 1 visits the session reads %q", got)
+	}
+}
+
+func TestConcurrentDataWritersConflict(t *testing.T) {
+	it := newInterleaving(t)
+	c := it.session()
+	slow, fast := it.race(c, "/data-visits", "/data-name")
+	if fast.Code != http.StatusOK {
+		t.Fatalf("fast request: %d", fast.Code)
+	}
+	if slow.Code != http.StatusConflict || !errors.Is(it.handled(), sessions.ErrConflict) {
+		t.Errorf("slow request: status %d; want 409 and ErrConflict at the error handler", slow.Code)
+	}
+	if strings.Contains(slow.Body.String(), "visits=100") {
+		t.Errorf("the conflicting response's body went out: %q", slow.Body)
+	}
+	if got := it.reads(c); !strings.Contains(got, "name=fast visits=1 ") {
+		t.Errorf("the session reads %q; want the fast change kept and the slow one refused", got)
+	}
+}
+
+func TestLastWriteWinsOption(t *testing.T) {
+	it := newInterleaving(t, sessions.WithLastWriteWins())
+	c := it.session()
+	slow, _ := it.race(c, "/data-visits", "/data-name")
+	if slow.Code != http.StatusOK {
+		t.Fatalf("slow request: %d", slow.Code)
+	}
+	if got := it.reads(c); !strings.Contains(got, "name= visits=100 ") {
+		t.Errorf("the session reads %q; with last-write-wins the slow save replaces the fast one", got)
+	}
+}
+
+func TestLogoutDuringInFlightRequest(t *testing.T) {
+	hideTouch := func(b *memory.Backend) sessions.Backend { return struct{ sessions.VersionedBackend }{b} }
+	tests := []struct {
+		name     string
+		slow     string
+		wrap     func(*memory.Backend) sessions.Backend
+		wantCode int
+	}{
+		{"read", "/read", nil, http.StatusOK},
+		{"read that touches", "/read", nil, http.StatusOK},
+		{"read that rewrites to refresh", "/read", hideTouch, http.StatusOK},
+		{"update", "/update", nil, http.StatusConflict},
+		{"data write", "/data-visits", nil, http.StatusConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []sessions.Option
+			if strings.Contains(tt.name, "touch") || strings.Contains(tt.name, "refresh") {
+				opts = append(opts, sessions.WithIdleTimeout(10*time.Second))
+			}
+			it := newInterleavingOn(t, tt.wrap, opts...)
+			clock := newFakeClock()
+			sessions.SetNow(it.m, clock.Now)
+			c := it.session()
+			clock.Advance(2 * time.Second) // a refresh is due, but the session has not expired in the store
+			slow, fast := it.race(c, tt.slow, "/logout")
+			if fast.Code != http.StatusOK {
+				t.Fatalf("logout: %d", fast.Code)
+			}
+			if slow.Code != tt.wantCode {
+				t.Errorf("in-flight request: status %d, want %d (%s)", slow.Code, tt.wantCode, slow.Body)
+			}
+			if len(slow.Result().Cookies()) > 0 {
+				t.Errorf("the in-flight request set a cookie: %v", slow.Result().Cookies())
+			}
+			if got := it.store.Len(); got != 0 {
+				t.Errorf("%d records after logout; the in-flight request brought the session back", got)
+			}
+			if got := it.reads(c); !strings.HasSuffix(got, "new=true") {
+				t.Errorf("the old cookie reads %q after logout", got)
+			}
+		})
+	}
+}
+
+func TestRegenerateDuringInFlightWrite(t *testing.T) {
+	it := newInterleaving(t)
+	c := it.session()
+	slow, fast := it.race(c, "/update", "/login")
+	if fast.Code != http.StatusOK {
+		t.Fatalf("login: %d", fast.Code)
+	}
+	if slow.Code != http.StatusConflict {
+		t.Errorf("the write on the replaced ID: status %d, want 409", slow.Code)
+	}
+	if got := it.store.Len(); got != 1 {
+		t.Errorf("%d live records, want only the regenerated one", got)
+	}
+	if got := it.reads(c); !strings.HasSuffix(got, "new=true") {
+		t.Errorf("the pre-login cookie reads %q", got)
+	}
+	if got := it.reads(fast.Result().Cookies()[0]); !strings.Contains(got, "name=ann visits=1 ") {
+		t.Errorf("the new session reads %q", got)
+	}
+}
+
+func TestWriteDuringInFlightRegenerate(t *testing.T) {
+	it := newInterleaving(t)
+	c := it.session()
+	slow, fast := it.race(c, "/login", "/update")
+	if slow.Code != http.StatusOK || fast.Code != http.StatusOK {
+		t.Fatalf("status login %d (%s), update %d", slow.Code, slow.Body, fast.Code)
+	}
+	if got := it.store.Len(); got != 1 {
+		t.Errorf("%d live records, want only the regenerated one", got)
+	}
+	if got := it.reads(c); !strings.HasSuffix(got, "new=true") {
+		t.Errorf("the pre-login cookie still reads %q", got)
+	}
+	newCookie := slow.Result().Cookies()[0]
+	if got := it.reads(newCookie); !strings.Contains(got, "name=ann visits=2 ") {
+		t.Errorf("the regenerated session reads %q; want the concurrent visit carried over", got)
+	}
+}
+
+// TestUpdateReplaysInOrder checks that Update functions are replayed on
+// the reloaded value in the order they were given.
+func TestUpdateReplaysInOrder(t *testing.T) {
+	it := newInterleaving(t)
+	interleavedActs["/order"] = func(s *sessions.Session[profile]) {
+		s.Update(func(p *profile) { p.Roles = append(p.Roles, "first") })
+		s.Update(func(p *profile) { p.Roles = append(p.Roles, "second") })
+	}
+	interleavedActs["/role"] = func(s *sessions.Session[profile]) {
+		s.Update(func(p *profile) { p.Roles = append(p.Roles, "fast") })
+	}
+	t.Cleanup(func() { delete(interleavedActs, "/order"); delete(interleavedActs, "/role") })
+	c := it.session()
+	if slow, _ := it.race(c, "/order", "/role"); slow.Code != http.StatusOK {
+		t.Fatalf("slow: %d", slow.Code)
+	}
+	got := it.reads(c)
+	want := "roles=[fast first second]"
+	if !strings.Contains(got, want) {
+		t.Errorf("%s", cmp.Diff(want, got))
+	}
+}
