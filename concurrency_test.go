@@ -1,11 +1,15 @@
 package sessions_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,5 +288,111 @@ func TestUpdateReplaysInOrder(t *testing.T) {
 	want := "roles=[fast first second]"
 	if !strings.Contains(got, want) {
 		t.Errorf("%s", cmp.Diff(want, got))
+	}
+}
+
+// TestConcurrentUpdatesAcrossManagers runs the 3200 increments through
+// four managers on one store, standing for four application processes:
+// their saves are not ordered by a shared lock, so conflicts reach the
+// backend and are resolved by reload, replay and backoff.
+func TestConcurrentUpdatesAcrossManagers(t *testing.T) {
+	const managers, workers, requests = 4, 32, 100
+	store := memory.New()
+	defer store.Close()
+	var handlers []http.Handler
+	for range managers {
+		m := sessions.New[profile](store, sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+			t.Logf("error handler: %v", err)
+			http.Error(w, err.Error(), http.StatusConflict)
+		}))
+		handlers = append(handlers, m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, err := m.Get(r)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if r.URL.Path == "/inc" {
+				s.Update(func(p *profile) { p.Visits++ })
+			}
+			w.Write([]byte(strconv.Itoa(s.Data().Visits)))
+		})))
+	}
+	do := func(h http.Handler, path string, c *http.Cookie) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, path, nil)
+		if c != nil {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	c := do(handlers[0], "/inc", nil).Result().Cookies()[0]
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range requests {
+				if do(handlers[w%managers], "/inc", c).Code != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := strconv.Atoi(do(handlers[0], "/read", c).Body.String())
+	if want := 1 + workers*requests - int(failed.Load()); got != want {
+		t.Errorf("counter = %d, want %d: %d increments lost silently", got, want, want-got)
+	}
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed with a conflict", failed.Load(), workers*requests)
+	}
+}
+
+// alwaysNewer is a versioned backend on which another process always
+// saved first: every conditional write conflicts.
+type alwaysNewer struct {
+	*memory.Backend
+	reads atomic.Int64
+}
+
+func (b *alwaysNewer) ReadVersioned(ctx context.Context, token string) ([]byte, uint64, bool, error) {
+	data, v, found, err := b.Backend.ReadVersioned(ctx, token)
+	return data, v + uint64(b.reads.Add(1)), found, err
+}
+
+func (b *alwaysNewer) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
+	if version == 0 {
+		return b.Backend.WriteIfVersion(ctx, id, data, ttl, 0)
+	}
+	return "", sessions.ErrConflict
+}
+
+func TestRetriesAreBoundedWithBackoff(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	b := &alwaysNewer{Backend: store}
+	m := sessions.New[profile](b)
+	var pauses []time.Duration
+	sessions.SetSleep(m, func(ctx context.Context, d time.Duration) error {
+		pauses = append(pauses, d)
+		return nil
+	})
+	h := app(m, func(s *sessions.Session[profile]) { s.Update(func(p *profile) { p.Visits++ }) })
+	br := &browser{t: t, h: h}
+	br.do("GET", "/")
+	res := br.do("GET", "/")
+	if res.StatusCode != http.StatusConflict {
+		t.Errorf("status %d, want 409 once the retries run out", res.StatusCode)
+	}
+	if got, want := len(pauses), sessions.MaxSaveAttempts-2; got != want {
+		t.Fatalf("%d pauses, want %d (none before the first retry)", got, want)
+	}
+	for i, d := range pauses {
+		ceiling := time.Millisecond << min(i, 6)
+		if d < ceiling/2 || d > ceiling {
+			t.Errorf("pause %d = %v, want within [%v, %v]", i, d, ceiling/2, ceiling)
+		}
 	}
 }

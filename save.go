@@ -14,7 +14,7 @@ import (
 
 // maxSaveAttempts bounds how often a save that meets conflicts is retried
 // before it fails with ErrConflict.
-const maxSaveAttempts = 10
+const maxSaveAttempts = 16
 
 // save brings the backend and the response's cookie up to date with s.
 func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) error {
@@ -145,14 +145,18 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], payload 
 			}
 		}
 		if errors.Is(err, ErrConflict) && attempt < maxSaveAttempts {
-			payload, err = m.rebase(ctx, s, payload)
-			if !moving && s.stored {
-				target = s.version
-			}
-			if err == nil && attempt > 1 {
+			err = nil
+			if attempt > 1 {
 				// Conflicts past the first come from other processes,
-				// which the save lock does not order: back off.
+				// which the save lock does not order: back off, then
+				// reload, so that the reload is as fresh as it can be.
 				err = m.sleep(ctx, backoff(attempt))
+			}
+			if err == nil {
+				payload, err = m.rebase(ctx, s, payload)
+				if !moving && s.stored {
+					target = s.version
+				}
 			}
 			if err == nil {
 				continue
