@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"time"
+	"unsafe"
 )
 
 // A Backend stores session records as opaque bytes.
@@ -104,15 +105,37 @@ func ValidID(s string) bool {
 	if len(s) != IDLength {
 		return false
 	}
-	// Strict decoding also refuses nonzero padding bits in the last
-	// character, so each ID has exactly one spelling.
-	var b [idBytes + 2]byte
-	n, err := base64.RawURLEncoding.Strict().Decode(b[:], []byte(s))
-	return err == nil && n == idBytes
+	for i := 0; i < len(s); i++ {
+		if base64URLValue(s[i]) < 0 {
+			return false
+		}
+	}
+	// The last character carries 4 bits of the ID and 2 padding bits,
+	// which must be zero so that each ID has exactly one spelling.
+	return base64URLValue(s[IDLength-1])&0x03 == 0
+}
+
+// base64URLValue returns the 6-bit value of a base64url character, or -1.
+func base64URLValue(c byte) int {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return int(c - 'A')
+	case 'a' <= c && c <= 'z':
+		return int(c-'a') + 26
+	case '0' <= c && c <= '9':
+		return int(c-'0') + 52
+	case c == '-':
+		return 62
+	case c == '_':
+		return 63
+	}
+	return -1
 }
 
 // HashToken returns the SHA-256 of token: the key under which a server-side
 // backend stores the token's record.
 func HashToken(token string) [sha256.Size]byte {
-	return sha256.Sum256([]byte(token))
+	// Hashing reads the bytes in place: a token is hashed on every request,
+	// and a copy would cost an allocation each time.
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 }

@@ -19,12 +19,20 @@ type Codec interface {
 	Unmarshal(data []byte, v any) error
 }
 
+// An AppendMarshaler is a [Codec] that can append its encoding of v to dst.
+// The manager uses it, when a codec offers it, to encode sessions into
+// reused buffers instead of a new slice per request.
+type AppendMarshaler interface {
+	AppendMarshal(dst []byte, v any) ([]byte, error)
+}
+
 // JSON is the default [Codec]: encoding/json, readable and portable.
 var JSON Codec = jsonCodec{}
 
 // Msgpack is a [Codec] built on github.com/vmihailenco/msgpack/v5. Its
-// output is smaller and faster to produce than JSON's. Map keys are sorted so
-// that equal values always encode to equal bytes.
+// output is smaller and faster to produce than JSON's, and integers and
+// floats take the fewest bytes that hold their value. Map keys are sorted
+// so that equal values always encode to equal bytes.
 var Msgpack Codec = msgpackCodec{}
 
 type jsonCodec struct{}
@@ -34,36 +42,75 @@ func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(dat
 
 type msgpackCodec struct{}
 
-// msgpackEncoder pairs an encoder with the buffer it writes to, so both are
-// reused across calls.
+// appendWriter is an io.Writer (and io.ByteWriter) that appends to a
+// slice, so that msgpack can encode straight into the caller's buffer.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *appendWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+func (w *appendWriter) WriteString(s string) (int, error) {
+	w.b = append(w.b, s...)
+	return len(s), nil
+}
+
+// msgpackEncoder pairs an encoder with the writer it writes to, so both
+// are reused across calls.
 type msgpackEncoder struct {
-	buf bytes.Buffer
+	w   appendWriter
 	enc *msgpack.Encoder
 }
 
 var msgpackEncoders = sync.Pool{New: func() any {
 	e := &msgpackEncoder{}
-	e.enc = msgpack.NewEncoder(&e.buf)
+	e.enc = msgpack.NewEncoder(&e.w)
+	e.enc.SetSortMapKeys(true)
+	e.enc.UseCompactInts(true)
+	e.enc.UseCompactFloats(true)
 	return e
 }}
 
-var msgpackDecoders = sync.Pool{New: func() any { return msgpack.NewDecoder(nil) }}
+// msgpackDecoder pairs a decoder with the reader it reads from.
+type msgpackDecoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
 
-func (msgpackCodec) Marshal(v any) ([]byte, error) {
+var msgpackDecoders = sync.Pool{New: func() any {
+	d := &msgpackDecoder{}
+	d.dec = msgpack.NewDecoder(&d.r)
+	d.dec.UsePreallocateValues(true)
+	return d
+}}
+
+func (c msgpackCodec) Marshal(v any) ([]byte, error) { return c.AppendMarshal(nil, v) }
+
+func (msgpackCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
 	e := msgpackEncoders.Get().(*msgpackEncoder)
-	defer msgpackEncoders.Put(e)
-	e.buf.Reset()
-	e.enc.Reset(&e.buf)
-	e.enc.SetSortMapKeys(true)
-	if err := e.enc.Encode(v); err != nil {
-		return nil, err
+	e.w.b = dst
+	err := e.enc.Encode(v)
+	out := e.w.b
+	e.w.b = nil // the pool must not keep the caller's buffer
+	msgpackEncoders.Put(e)
+	if err != nil {
+		return dst, err
 	}
-	return bytes.Clone(e.buf.Bytes()), nil
+	return out, nil
 }
 
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
-	d := msgpackDecoders.Get().(*msgpack.Decoder)
-	defer msgpackDecoders.Put(d)
-	d.Reset(bytes.NewReader(data))
-	return d.Decode(v)
+	d := msgpackDecoders.Get().(*msgpackDecoder)
+	d.r.Reset(data)
+	d.dec.ResetReader(&d.r) // keeps the decoder's options
+	err := d.dec.Decode(v)
+	d.r.Reset(nil) // the pool must not keep the caller's data
+	msgpackDecoders.Put(d)
+	return err
 }

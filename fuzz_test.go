@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -37,8 +38,8 @@ func FuzzCookieValue(f *testing.F) {
 // no panic, and whatever parses re-encodes to a record that parses the same.
 func FuzzParseRecord(f *testing.F) {
 	f.Add(appendRecordHeader(nil, recordHeader{created: 1_700_000_000, accessed: 1_700_000_100, persist: persistOn}))
-	f.Add([]byte{recordFormat, 0})
-	f.Add([]byte{recordFormat, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add([]byte{recordFormat << 4, 0, 0})
+	f.Add([]byte{recordFormat<<4 | 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, payload, err := parseRecord(b)
 		if err != nil {
@@ -83,6 +84,23 @@ func FuzzCodecs(f *testing.F) {
 			if _, err := c.Marshal(&v); err != nil {
 				t.Fatalf("%T: decoded %+v but cannot encode it: %v", c, v, err)
 			}
+		}
+	})
+}
+
+// FuzzValidID checks the hand-written shape check against the standard
+// library's strict decoder, which also skips CR and LF; ValidID refuses
+// them.
+func FuzzValidID(f *testing.F) {
+	f.Add(NewID())
+	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB")
+	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	f.Add("0000000000000000000000000\n000000000000000000")
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+		want := err == nil && len(b) == idBytes && !strings.ContainsAny(s, "\r\n")
+		if got := ValidID(s); got != want {
+			t.Fatalf("ValidID(%q) = %t, want %t", s, got, want)
 		}
 	})
 }

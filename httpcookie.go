@@ -43,17 +43,22 @@ func validToken(v string) bool {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		if !isCookieOctet(v[i]) {
+		if !cookieOctets[v[i]] {
 			return false
 		}
 	}
 	return true
 }
 
-func isCookieOctet(c byte) bool {
-	return c == 0x21 || 0x23 <= c && c <= 0x2B || 0x2D <= c && c <= 0x3A ||
-		0x3C <= c && c <= 0x5B || 0x5D <= c && c <= 0x7E
-}
+// cookieOctets marks the bytes allowed in a cookie value: every printable
+// ASCII character but space, '"', ',', ';' and backslash. A table, because a
+// cookie session's whole value passes through here on every request.
+var cookieOctets = func() (t [256]bool) {
+	for c := 0x21; c <= 0x7E; c++ {
+		t[c] = c != '"' && c != ',' && c != ';' && c != '\\'
+	}
+	return t
+}()
 
 // validCookieName reports whether name is an RFC 7230 token.
 func validCookieName(name string) bool {
@@ -69,38 +74,40 @@ func validCookieName(name string) bool {
 // setCookie adds the session cookie to h. maxAge > 0 makes it persistent,
 // 0 a browser-session cookie, and < 0 deletes it.
 func (c *config) setCookie(h http.Header, value string, maxAge time.Duration) {
-	b := make([]byte, 0, len(c.cookieName)+len(value)+128)
-	b = append(b, c.cookieName...)
-	b = append(b, '=')
-	b = append(b, value...)
-	b = append(b, "; Path="...)
-	b = append(b, c.path...)
+	var b strings.Builder
+	b.Grow(len(c.cookieName) + len(value) + 128 + len(c.path) + len(c.domain))
+	b.WriteString(c.cookieName)
+	b.WriteByte('=')
+	b.WriteString(value)
+	b.WriteString("; Path=")
+	b.WriteString(c.path)
 	if c.domain != "" {
-		b = append(b, "; Domain="...)
-		b = append(b, c.domain...)
+		b.WriteString("; Domain=")
+		b.WriteString(c.domain)
 	}
 	switch {
 	case maxAge < 0:
-		b = append(b, "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"...)
+		b.WriteString("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
 	case maxAge > 0:
 		secs := int64((min(maxAge, maxCookieAge) + time.Second - 1) / time.Second)
-		b = append(b, "; Max-Age="...)
-		b = strconv.AppendInt(b, secs, 10)
+		var num [20]byte
+		b.WriteString("; Max-Age=")
+		b.Write(strconv.AppendInt(num[:0], secs, 10))
 	}
-	b = append(b, "; HttpOnly"...)
+	b.WriteString("; HttpOnly")
 	if c.secure {
-		b = append(b, "; Secure"...)
+		b.WriteString("; Secure")
 	}
 	switch c.sameSite {
 	case http.SameSiteLaxMode:
-		b = append(b, "; SameSite=Lax"...)
+		b.WriteString("; SameSite=Lax")
 	case http.SameSiteStrictMode:
-		b = append(b, "; SameSite=Strict"...)
+		b.WriteString("; SameSite=Strict")
 	case http.SameSiteNoneMode:
-		b = append(b, "; SameSite=None"...)
+		b.WriteString("; SameSite=None")
 	}
 	if c.partitioned {
-		b = append(b, "; Partitioned"...)
+		b.WriteString("; Partitioned")
 	}
-	h.Add("Set-Cookie", string(b))
+	h["Set-Cookie"] = append(h["Set-Cookie"], b.String())
 }

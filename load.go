@@ -7,11 +7,12 @@ import (
 	"time"
 )
 
-// load reads the session named by the request's cookie, or makes a new
-// one when there is none or it cannot be used.
-func (m *Manager[T]) load(ctx context.Context, r *http.Request) (*Session[T], error) {
+// load fills s with the session named by the request's cookie, or with a
+// new one when there is none or it cannot be used.
+func (m *Manager[T]) load(ctx context.Context, r *http.Request, s *Session[T]) error {
 	now := m.now().Unix()
-	s := &Session[T]{now: now, logger: m.logger()}
+	s.now = now
+	s.logger = m.logger()
 	token, ok := cookieValue(r.Header, m.cookieName)
 	s.hadCookie = ok
 	reason := "no session cookie"
@@ -20,14 +21,14 @@ func (m *Manager[T]) load(ctx context.Context, r *http.Request) (*Session[T], er
 		if validToken(token) {
 			data, version, found, rotate, err := m.read(ctx, token)
 			if err != nil {
-				return nil, fmt.Errorf("sessions: loading session: %w", err)
+				return fmt.Errorf("sessions: loading session: %w", err)
 			}
 			reason = "unknown or expired session"
 			if found {
 				if reason = m.adopt(s, token, data, now); reason == "" {
 					s.forceSave = rotate
 					s.version = version
-					return s, nil
+					return nil
 				}
 			}
 		}
@@ -36,7 +37,7 @@ func (m *Manager[T]) load(ctx context.Context, r *http.Request) (*Session[T], er
 	s.id = NewID()
 	s.isNew = true
 	s.header = recordHeader{created: now, accessed: now}
-	return s, nil
+	return nil
 }
 
 func (m *Manager[T]) read(ctx context.Context, token string) (data []byte, version uint64, found, rotate bool, err error) {

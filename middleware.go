@@ -22,6 +22,7 @@ type Manager[T any] struct {
 	versioned VersionedBackend // backend as a VersionedBackend, or nil under last-write-wins
 	toucher   Toucher          // backend as a Toucher, or nil
 	rotator   TokenRotator     // backend as a TokenRotator, or nil
+	appender  AppendMarshaler  // codec as an AppendMarshaler, or nil
 	// zeroPayload is the codec's encoding of T's zero value: a new session
 	// that still encodes to it is not worth storing.
 	zeroPayload []byte
@@ -58,6 +59,7 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 	}
 	m.toucher, _ = backend.(Toucher)
 	m.rotator, _ = backend.(TokenRotator)
+	m.appender, _ = m.codec.(AppendMarshaler)
 	var zero T
 	zp, err := m.codec.Marshal(&zero)
 	if err != nil {
@@ -79,8 +81,10 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 // write its response first, or its session changes are lost.
 func (m *Manager[T]) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := &requestState[T]{m: m}
-		r = r.WithContext(context.WithValue(r.Context(), m.key, st))
+		// One allocation holds everything the request needs: the state,
+		// the response writer and the session itself.
+		st := &requestState[T]{Context: r.Context(), m: m}
+		r = r.WithContext(st)
 		st.r = r
 		if m.autoload {
 			if _, err := m.Get(r); err != nil {
@@ -88,9 +92,9 @@ func (m *Manager[T]) Middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		rw := &responseWriter{ResponseWriter: w, saver: st}
-		next.ServeHTTP(rw, r)
-		rw.commit()
+		st.rw = responseWriter{ResponseWriter: w, saver: st}
+		next.ServeHTTP(&st.rw, r)
+		st.rw.commit()
 	})
 }
 
@@ -100,42 +104,60 @@ func (m *Manager[T]) Middleware(next http.Handler) http.Handler {
 // only a backend failure is an error. Get returns [ErrNoMiddleware] when r
 // did not pass through m's Middleware.
 func (m *Manager[T]) Get(r *http.Request) (*Session[T], error) {
+	if r == nil {
+		return nil, ErrNoMiddleware
+	}
 	st, _ := r.Context().Value(m.key).(*requestState[T])
 	if st == nil {
 		return nil, ErrNoMiddleware
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.session == nil {
-		s, err := m.load(r.Context(), r)
-		if err != nil {
+	if !st.loaded {
+		if err := m.load(r.Context(), r, &st.session); err != nil {
+			st.session = Session[T]{}
 			return nil, err
 		}
-		s.committed = st.committed
-		st.session = s
+		st.session.committed = st.committed
+		st.loaded = true
 	}
-	return st.session, nil
+	return &st.session, nil
 }
 
-// requestState is what the middleware keeps for one request.
+// requestState is what the middleware keeps for one request. It is also
+// the request's context, which finds it under the manager's key: that
+// spares the allocation of a context.WithValue on every request.
 type requestState[T any] struct {
+	context.Context
 	m         *Manager[T]
 	r         *http.Request
+	rw        responseWriter
 	mu        sync.Mutex
-	session   *Session[T] // nil until Get
+	loaded    bool // session holds the request's session
 	committed bool
+	session   Session[T]
+}
+
+// Value returns the state itself under its manager's key, and defers to
+// the request's original context for any other key.
+func (st *requestState[T]) Value(key any) any {
+	if key == any(st.m.key) {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 // save implements saver: it runs once, just before the response header is
 // written.
 func (st *requestState[T]) save(w http.ResponseWriter) bool {
 	st.mu.Lock()
-	s := st.session
+	loaded := st.loaded
 	st.committed = true
 	st.mu.Unlock()
-	if s == nil {
+	if !loaded {
 		return true
 	}
+	s := &st.session
 	if err := st.m.save(st.r.Context(), w.Header(), s); err != nil {
 		st.m.handleError(w, st.r, err)
 		return false

@@ -10,11 +10,14 @@ import (
 // the signed payload of a cookie) lets the server refuse an old record that
 // a client replays after its lifetime or idle timeout.
 //
-//	byte 0   format, recordFormat
-//	byte 1   flags: bits 0-1 persistence (persistDefault, persistOn, persistOff)
-//	uvarint  creation time, Unix seconds
+//	byte 0   bits 4-7: format, recordFormat; bits 0-1: persistence
+//	varint   creation time, seconds since recordEpoch
 //	uvarint  seconds from creation to last access
 //	rest     the codec's bytes
+//
+// The header is 6 or 7 bytes for sessions created within four years of the
+// epoch, and every byte counts twice in a cookie, which securecookie
+// encodes in base64 twice.
 type recordHeader struct {
 	created  int64 // Unix seconds
 	accessed int64 // Unix seconds, >= created
@@ -23,8 +26,11 @@ type recordHeader struct {
 
 const recordFormat = 1
 
+// recordEpoch is the time from which creation times count: 2026-01-01 UTC.
+const recordEpoch = 1767225600
+
 // maxRecordHeader is the most bytes appendRecordHeader writes.
-const maxRecordHeader = 2 + 2*binary.MaxVarintLen64
+const maxRecordHeader = 1 + 2*binary.MaxVarintLen64
 
 // persistence is a session's choice between a browser-session cookie and a
 // persistent one.
@@ -39,8 +45,8 @@ const (
 var errBadRecord = errors.New("malformed session record")
 
 func appendRecordHeader(dst []byte, h recordHeader) []byte {
-	dst = append(dst, recordFormat, byte(h.persist))
-	dst = binary.AppendUvarint(dst, uint64(h.created))
+	dst = append(dst, recordFormat<<4|byte(h.persist))
+	dst = binary.AppendVarint(dst, h.created-recordEpoch)
 	return binary.AppendUvarint(dst, uint64(h.accessed-h.created))
 }
 
@@ -48,13 +54,13 @@ func appendRecordHeader(dst []byte, h recordHeader) []byte {
 // alias b.
 func parseRecord(b []byte) (recordHeader, []byte, error) {
 	var h recordHeader
-	if len(b) < 2 || b[0] != recordFormat || b[1] > byte(persistOff) {
+	if len(b) < 1 || b[0]>>4 != recordFormat || b[0]&0x0F > byte(persistOff) {
 		return h, nil, errBadRecord
 	}
-	h.persist = persistence(b[1])
-	b = b[2:]
-	created, n := binary.Uvarint(b)
-	if n <= 0 || created > 1<<40 {
+	h.persist = persistence(b[0] & 0x0F)
+	b = b[1:]
+	created, n := binary.Varint(b)
+	if n <= 0 || created < -recordEpoch || created > 1<<40 {
 		return h, nil, errBadRecord
 	}
 	b = b[n:]
@@ -62,7 +68,7 @@ func parseRecord(b []byte) (recordHeader, []byte, error) {
 	if n <= 0 || age > 1<<40 {
 		return h, nil, errBadRecord
 	}
-	h.created = int64(created)
+	h.created = recordEpoch + created
 	h.accessed = h.created + int64(age)
 	return h, b[n:], nil
 }

@@ -21,18 +21,28 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.committed = true
-	h.Add("Vary", "Cookie")
+	addVaryCookie(h)
 
-	payload, err := m.codec.Marshal(&s.data)
-	if err != nil {
-		return fmt.Errorf("sessions: encoding session: %w", err)
-	}
-	now := m.now().Unix()
-	var write bool
-	if s.stored {
-		write = s.forceSave || !bytes.Equal(payload, s.loadedPayload)
-	} else {
-		write = !bytes.Equal(payload, m.zeroPayload)
+	// The request's time, taken when the session was loaded, serves as the
+	// time of access: one clock read per request is enough.
+	now := s.now
+	var f frame
+	write := false
+	// Data that was never handed out is what was loaded, or the zero value
+	// of a session that is new or was destroyed: no need to encode it.
+	if s.exposed.Load() || s.forceSave {
+		buf := frames.Get().(*[]byte)
+		defer putFrame(buf)
+		var err error
+		if f, err = m.encodeFrame((*buf)[:0], &s.data); err != nil {
+			return fmt.Errorf("sessions: encoding session: %w", err)
+		}
+		*buf = f[:0]
+		if s.stored {
+			write = s.forceSave || !bytes.Equal(f.payload(), s.loadedPayload)
+		} else {
+			write = !bytes.Equal(f.payload(), m.zeroPayload)
+		}
 	}
 	refreshOnly := false
 	if !write && s.stored && m.idleTimeout > 0 {
@@ -43,8 +53,10 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 			}
 			return nil
 		}
-		write = now-s.header.accessed >= int64(max(m.idleTimeout/100, time.Second)/time.Second)
-		refreshOnly = write
+		if now-s.header.accessed >= int64(max(m.idleTimeout/100, time.Second)/time.Second) {
+			write, refreshOnly = true, true
+			f = append(make(frame, maxRecordHeader, maxRecordHeader+len(s.loadedPayload)), s.loadedPayload...)
+		}
 	}
 	if !write {
 		if s.removeToken != "" {
@@ -59,43 +71,88 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 	}
 
 	var token string
+	var err error
 	if m.versioned != nil {
-		token, err = m.writeVersioned(ctx, s, payload, now)
+		token, err = m.writeVersioned(ctx, s, f, now)
 		if refreshOnly && errors.Is(err, ErrConflict) {
 			// Another request saved the session, refreshing it too; this
 			// request had nothing of its own to save.
 			return nil
 		}
 	} else {
-		token, err = m.writePlain(ctx, s, payload, now)
+		token, err = m.writePlain(ctx, s, f, now)
 	}
 	if err != nil {
 		return err
 	}
 	if len(m.cookieName)+1+len(token) > maxCookieSize {
-		return fmt.Errorf("%w: %d bytes of session data", ErrCookieTooLarge, len(payload))
+		return fmt.Errorf("%w: %d bytes of session data", ErrCookieTooLarge, len(f.payload()))
 	}
 	_, maxAge := m.expiry(s.header, now)
 	m.setCookie(h, token, maxAge)
 	// A shared cache must not hand this response, and its cookie, to
 	// another client.
-	h.Add("Cache-Control", `no-cache="Set-Cookie"`)
+	h["Cache-Control"] = append(h["Cache-Control"], `no-cache="Set-Cookie"`)
 	return nil
 }
 
-// record returns the bytes to store for s with the given payload, and how
-// long the backend should keep them.
-func (m *Manager[T]) record(s *Session[T], payload []byte, now int64) ([]byte, time.Duration) {
+// varyCookie is the Vary header of a response that touched the session.
+// Its capacity equals its length, so that a handler's later Add copies it
+// instead of writing into it.
+var varyCookie = []string{"Cookie"}
+
+func addVaryCookie(h http.Header) {
+	if v, ok := h["Vary"]; ok {
+		h["Vary"] = append(v, "Cookie")
+		return
+	}
+	h["Vary"] = varyCookie[:1:1]
+}
+
+// A frame holds a session's encoding after maxRecordHeader bytes of
+// headroom, so that the record header can be put in front of it without
+// copying the payload.
+type frame []byte
+
+func (f frame) payload() []byte { return f[maxRecordHeader:] }
+
+// frames recycles the buffers that sessions are encoded into.
+var frames = sync.Pool{New: func() any {
+	b := make([]byte, 0, 1024)
+	return &b
+}}
+
+func putFrame(b *[]byte) {
+	if cap(*b) <= 64<<10 { // let the odd huge session go to the collector
+		frames.Put(b)
+	}
+}
+
+// encodeFrame encodes v into a frame built on dst.
+func (m *Manager[T]) encodeFrame(dst []byte, v *T) (frame, error) {
+	dst = append(dst[:0], make([]byte, maxRecordHeader)...)
+	if m.appender != nil {
+		return m.appender.AppendMarshal(dst, v)
+	}
+	p, err := m.codec.Marshal(v)
+	return append(dst, p...), err
+}
+
+// record puts s's header in front of the payload in f and returns the
+// record, and how long the backend should keep it.
+func (m *Manager[T]) record(s *Session[T], f frame, now int64) ([]byte, time.Duration) {
 	s.header.accessed = now
 	ttl, _ := m.expiry(s.header, now)
-	rec := make([]byte, 0, maxRecordHeader+len(payload))
-	rec = appendRecordHeader(rec, s.header)
-	return append(rec, payload...), ttl
+	var hb [maxRecordHeader]byte
+	h := appendRecordHeader(hb[:0], s.header)
+	start := maxRecordHeader - len(h)
+	copy(f[start:], h)
+	return f[start:], ttl
 }
 
 // writePlain saves s with last-write-wins.
-func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], payload []byte, now int64) (string, error) {
-	rec, ttl := m.record(s, payload, now)
+func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now int64) (string, error) {
+	rec, ttl := m.record(s, f, now)
 	token, err := m.backend.Write(ctx, s.id, rec, ttl)
 	if err != nil {
 		return "", fmt.Errorf("sessions: saving session: %w", err)
@@ -112,7 +169,7 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], payload []by
 
 // writeVersioned saves s over the version it loaded. On a conflict it
 // rebases s on the current record, replaying its updates, and tries again.
-func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], payload []byte, now int64) (string, error) {
+func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame, now int64) (string, error) {
 	vb := m.versioned
 	if s.loadedToken != "" {
 		mu := m.saveLock(s.loadedToken)
@@ -128,7 +185,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], payload 
 	}
 	created := false // a record under the new ID exists, made by us
 	for attempt := 1; ; attempt++ {
-		rec, ttl := m.record(s, payload, now)
+		rec, ttl := m.record(s, f, now)
 		token, err := vb.WriteIfVersion(ctx, s.id, rec, ttl, target)
 		if err == nil {
 			target++
@@ -153,7 +210,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], payload 
 				err = m.sleep(ctx, backoff(attempt))
 			}
 			if err == nil {
-				payload, err = m.rebase(ctx, s, payload)
+				f, err = m.rebase(ctx, s, f.payload())
 				if !moving && s.stored {
 					target = s.version
 				}
@@ -176,7 +233,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], payload 
 // rebase replaces s's value with the current record plus s's updates, and
 // returns its encoding. It fails with ErrConflict when s holds changes that
 // cannot be replayed, or when the record is gone.
-func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) ([]byte, error) {
+func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) (frame, error) {
 	// The session's changes are replayable if its updates, applied to what
 	// was loaded, give what it holds now.
 	var replayed T
@@ -215,7 +272,7 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) 
 	if !s.persistSet {
 		s.header.persist = h.persist
 	}
-	return m.codec.Marshal(&s.data)
+	return m.encodeFrame(nil, &s.data)
 }
 
 // saveLock returns the lock that orders saves of the session with token.

@@ -3,6 +3,7 @@ package sessions
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // A Session is one client's session as seen by one request: a value of the
@@ -17,6 +18,9 @@ type Session[T any] struct {
 
 	data T
 	id   string // current ID; the token, for a session loaded from the backend
+	// exposed is set once data may have changed: Data handed out a
+	// pointer, or Update ran. Until then, saving needs no encoding.
+	exposed atomic.Bool
 
 	// loadedToken is the token the request came with, if it named a live
 	// record; "" for a new session.
@@ -49,7 +53,17 @@ type Session[T any] struct {
 // writes the response header and saves it when it changed, nested slices
 // and maps included. Changes made here cannot be merged with a concurrent
 // request's; prefer [Session.Update] for them.
-func (s *Session[T]) Data() *T { return &s.data }
+func (s *Session[T]) Data() *T {
+	s.exposed.Store(true)
+	return &s.data
+}
+
+// Value returns a copy of the session's value, for handlers that only
+// read it. Unlike [Session.Data], it tells the manager that the request
+// changed nothing, which spares the re-encoding that detects changes. The
+// copy is shallow: slices and maps in it are the session's own, and must
+// not be modified through it.
+func (s *Session[T]) Value() T { return s.data }
 
 // Update applies fn to the session's value now and records it, so that the
 // change survives concurrent requests: when another request saved the same
@@ -67,6 +81,7 @@ func (s *Session[T]) Data() *T { return &s.data }
 func (s *Session[T]) Update(fn func(*T)) {
 	s.updateMu.Lock()
 	defer s.updateMu.Unlock()
+	s.exposed.Store(true)
 	fn(&s.data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
