@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gorilla/securecookie"
 	"github.com/starsessions/sessions"
 )
 
@@ -52,7 +51,7 @@ const maxTokenLength = 4096
 // Backend is a [sessions.Backend] that keeps sessions in signed cookies.
 // It is safe for concurrent use.
 type Backend struct {
-	codecs  []*securecookie.SecureCookie // the current secret's first
+	keys    []*key // the current secret's first
 	encrypt bool
 }
 
@@ -92,12 +91,12 @@ func New(secret []byte, opts ...Option) *Backend {
 	}
 	b := &Backend{encrypt: c.encrypt}
 	for _, s := range append([][]byte{secret}, c.oldSecrets...) {
-		b.codecs = append(b.codecs, newCodec(s, c.encrypt))
+		b.keys = append(b.keys, keyFor(s, c.encrypt))
 	}
 	return b
 }
 
-func newCodec(secret []byte, encrypt bool) *securecookie.SecureCookie {
+func keyFor(secret []byte, encrypt bool) *key {
 	if len(secret) < MinSecretLength {
 		panic(fmt.Sprintf("cookie: the secret is %d bytes; it must be at least %d random bytes", len(secret), MinSecretLength))
 	}
@@ -111,10 +110,7 @@ func newCodec(secret []byte, encrypt bool) *securecookie.SecureCookie {
 	}
 	// Expiry is the manager's business, checked against the timestamps in
 	// the signed record; securecookie's own limits would only conflict.
-	return securecookie.New(hashKey, blockKey).
-		SetSerializer(securecookie.NopEncoder{}).
-		MaxAge(0).
-		MaxLength(0)
+	return newKey(hashKey, blockKey)
 }
 
 func deriveKey(secret []byte, info string) []byte {
@@ -138,8 +134,8 @@ func (b *Backend) ReadRotate(_ context.Context, token string) (data []byte, foun
 	if len(token) > maxTokenLength {
 		return nil, false, false, nil
 	}
-	for i, c := range b.codecs {
-		if c.Decode(macName, token, &data) == nil {
+	for i, k := range b.keys {
+		if data, ok := k.open(macName, token); ok {
 			return data, true, i > 0, nil
 		}
 	}
@@ -153,7 +149,7 @@ func (b *Backend) Write(_ context.Context, _ string, data []byte, _ time.Duratio
 	if b.encrypt {
 		data = bytes.Clone(data) // securecookie encrypts in place
 	}
-	token, err := b.codecs[0].Encode(macName, data)
+	token, err := b.keys[0].seal(macName, data)
 	if err != nil {
 		return "", fmt.Errorf("cookie: %w", err)
 	}

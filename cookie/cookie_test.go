@@ -2,6 +2,9 @@ package cookie
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"context"
 	"errors"
 	"strings"
@@ -165,6 +168,73 @@ func FuzzRead(f *testing.F) {
 		}
 		if found && token != valid {
 			t.Fatalf("Read accepted a token it did not sign: %q -> %q", token, data)
+		}
+	})
+}
+
+// FuzzOpenMatchesSecurecookie holds the fast opener to securecookie's
+// Decode: for any cookie value, both accept or both refuse, and they agree
+// on the data.
+func FuzzOpenMatchesSecurecookie(f *testing.F) {
+	keys := []*key{keyFor(secret, false), keyFor(secret, true)}
+	for _, k := range keys {
+		for _, data := range []string{"", "x", "session data | with pipes |", strings.Repeat("y", 300)} {
+			token, err := k.seal(macName, []byte(data))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(token)
+			f.Add(token[:len(token)-1])
+			f.Add(token + "=")
+		}
+	}
+	f.Add("MTIzfHx8")
+	f.Add("fA==")
+	f.Fuzz(func(t *testing.T, token string) {
+		for i, k := range keys {
+			got, ok := k.open(macName, token)
+			var want []byte
+			err := k.sc.Decode(macName, token, &want)
+			if ok != (err == nil) {
+				t.Fatalf("key %d: open accepts=%t, securecookie.Decode err=%v", i, ok, err)
+			}
+			if ok && string(got) != string(want) {
+				t.Fatalf("key %d: open = %q, securecookie.Decode = %q", i, got, want)
+			}
+		}
+	})
+}
+
+// FuzzOpenSignedMatchesSecurecookie signs arbitrary "date|value" pairs
+// with a valid MAC, so that the fuzzer explores what lies behind the
+// signature check: dates that are not numbers, values that are not base64,
+// pipes in odd places, ciphertexts too short to hold an IV.
+func FuzzOpenSignedMatchesSecurecookie(f *testing.F) {
+	keys := []*key{keyFor(secret, false), keyFor(secret, true)}
+	hashKeys := [][]byte{
+		deriveKey(secret, "starsessions cookie signing key v1"),
+		deriveKey(secret, "starsessions cookie signing key v1, encrypted"),
+	}
+	f.Add([]byte("1700000000"), []byte("c2Vzc2lvbg=="))
+	f.Add([]byte("-1"), []byte("|"))
+	f.Add([]byte("+12"), []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+	f.Add([]byte("9999999999999999999999"), []byte(""))
+	f.Fuzz(func(t *testing.T, date, value []byte) {
+		for i, k := range keys {
+			signed := append(append(append([]byte{}, date...), '|'), value...)
+			mac := hmac.New(sha256.New, hashKeys[i])
+			mac.Write([]byte(macName + "|"))
+			mac.Write(signed)
+			token := base64.URLEncoding.EncodeToString(append(append(signed, '|'), mac.Sum(nil)...))
+			got, ok := k.open(macName, token)
+			var want []byte
+			err := k.sc.Decode(macName, token, &want)
+			if ok != (err == nil) {
+				t.Fatalf("key %d, date %q value %q: open accepts=%t, securecookie.Decode err=%v", i, date, value, ok, err)
+			}
+			if ok && string(got) != string(want) {
+				t.Fatalf("key %d: open = %q, securecookie.Decode = %q", i, got, want)
+			}
 		}
 	})
 }
