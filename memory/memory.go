@@ -21,26 +21,28 @@ import (
 // [WithSweepInterval] says otherwise.
 const DefaultSweepInterval = time.Minute
 
-// shardCount spreads records over independently locked maps, so that
-// requests on different sessions rarely wait for each other.
-const shardCount = 64
+// lockCount is the number of locks that writers to different records
+// spread over.
+const lockCount = 64
 
 // Backend is an in-memory [sessions.Backend]. It is safe for concurrent
 // use.
+//
+// Reads take no lock: records are immutable once stored and live in a
+// sync.Map, so reads scale with cores even when every request asks for the
+// same session. Writers to one record are serialized by a lock striped by
+// key, which makes the conditional writes atomic.
 type Backend struct {
-	shards [shardCount]shard
-	now    func() time.Time // a seam for tests
+	records sync.Map // [sha256.Size]byte -> *record
+	locks   [lockCount]sync.Mutex
+	now     func() time.Time // a seam for tests
 
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
 }
 
-type shard struct {
-	mu      sync.RWMutex
-	records map[[sha256.Size]byte]record
-}
-
+// A record is never changed once stored; a write stores a new one.
 type record struct {
 	data    []byte
 	expires time.Time
@@ -76,9 +78,6 @@ func New(opts ...Option) *Backend {
 		opt(&c)
 	}
 	b := &Backend{now: time.Now, stop: make(chan struct{}), stopped: make(chan struct{})}
-	for i := range b.shards {
-		b.shards[i].records = make(map[[sha256.Size]byte]record)
-	}
 	if c.sweepInterval > 0 {
 		go b.sweepEvery(c.sweepInterval)
 	} else {
@@ -87,8 +86,19 @@ func New(opts ...Option) *Backend {
 	return b
 }
 
-func (b *Backend) shard(key [sha256.Size]byte) *shard {
-	return &b.shards[key[0]%shardCount]
+// lock returns the lock that writers to key hold.
+func (b *Backend) lock(key [sha256.Size]byte) *sync.Mutex {
+	return &b.locks[key[0]%lockCount]
+}
+
+// live returns the record under key if it has not expired.
+func (b *Backend) live(key [sha256.Size]byte, now time.Time) (*record, bool) {
+	v, ok := b.records.Load(key)
+	if !ok {
+		return nil, false
+	}
+	rec := v.(*record)
+	return rec, now.Before(rec.expires)
 }
 
 // Read returns the live record for token. A token that is not shaped like
@@ -103,12 +113,8 @@ func (b *Backend) ReadVersioned(_ context.Context, token string) ([]byte, uint64
 	if !sessions.ValidID(token) {
 		return nil, 0, false, nil
 	}
-	key := sessions.HashToken(token)
-	sh := b.shard(key)
-	sh.mu.RLock()
-	rec, ok := sh.records[key]
-	sh.mu.RUnlock()
-	if !ok || !b.now().Before(rec.expires) {
+	rec, ok := b.live(sessions.HashToken(token), b.now())
+	if !ok {
 		return nil, 0, false, nil
 	}
 	// Records are replaced, never changed in place, so the slice can be
@@ -132,22 +138,21 @@ func (b *Backend) WriteIfVersion(_ context.Context, id string, data []byte, ttl 
 func (b *Backend) write(id string, data []byte, ttl time.Duration, version uint64, conditional bool) (string, error) {
 	key := sessions.HashToken(id)
 	data = append([]byte(nil), data...)
-	sh := b.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	mu := b.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
 	now := b.now()
-	current := sh.liveVersion(key, now)
+	current := b.liveVersion(key, now)
 	if conditional && current != version {
 		return "", sessions.ErrConflict
 	}
-	sh.records[key] = record{data: data, expires: now.Add(ttl), version: current + 1}
+	b.records.Store(key, &record{data: data, expires: now.Add(ttl), version: current + 1})
 	return id, nil
 }
 
 // liveVersion returns the version of the live record under key, or 0.
-// The caller holds sh.mu.
-func (sh *shard) liveVersion(key [sha256.Size]byte, now time.Time) uint64 {
-	if rec, ok := sh.records[key]; ok && now.Before(rec.expires) {
+func (b *Backend) liveVersion(key [sha256.Size]byte, now time.Time) uint64 {
+	if rec, ok := b.live(key, now); ok {
 		return rec.version
 	}
 	return 0
@@ -157,23 +162,23 @@ func (sh *shard) liveVersion(key [sha256.Size]byte, now time.Time) uint64 {
 // one, and fails with [sessions.ErrConflict] otherwise.
 func (b *Backend) RemoveIfVersion(_ context.Context, token string, version uint64) error {
 	key := sessions.HashToken(token)
-	sh := b.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.liveVersion(key, b.now()) != version {
+	mu := b.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	if b.liveVersion(key, b.now()) != version {
 		return sessions.ErrConflict
 	}
-	delete(sh.records, key)
+	b.records.Delete(key)
 	return nil
 }
 
 // Remove deletes the record for token, if there is one.
 func (b *Backend) Remove(_ context.Context, token string) error {
 	key := sessions.HashToken(token)
-	sh := b.shard(key)
-	sh.mu.Lock()
-	delete(sh.records, key)
-	sh.mu.Unlock()
+	mu := b.lock(key)
+	mu.Lock()
+	b.records.Delete(key)
+	mu.Unlock()
 	return nil
 }
 
@@ -181,14 +186,15 @@ func (b *Backend) Remove(_ context.Context, token string) error {
 // does nothing for an unknown or expired record.
 func (b *Backend) Touch(_ context.Context, token string, ttl time.Duration) error {
 	key := sessions.HashToken(token)
-	sh := b.shard(key)
+	mu := b.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
 	now := b.now()
-	sh.mu.Lock()
-	if rec, ok := sh.records[key]; ok && now.Before(rec.expires) {
-		rec.expires = now.Add(ttl)
-		sh.records[key] = rec
+	if rec, ok := b.live(key, now); ok {
+		touched := *rec
+		touched.expires = now.Add(ttl)
+		b.records.Store(key, &touched)
 	}
-	sh.mu.Unlock()
 	return nil
 }
 
@@ -214,31 +220,26 @@ func (b *Backend) sweepEvery(interval time.Duration) {
 	}
 }
 
-// sweep deletes expired records, one shard at a time so that requests
-// wait at most for one shard's scan.
+// sweep deletes expired records. It takes no lock: a record that a
+// writer replaces meanwhile is left alone, because the delete is
+// conditional on the record being the expired one.
 func (b *Backend) sweep() {
 	now := b.now()
-	for i := range b.shards {
-		sh := &b.shards[i]
-		sh.mu.Lock()
-		for k, rec := range sh.records {
-			if !now.Before(rec.expires) {
-				delete(sh.records, k)
-			}
+	b.records.Range(func(key, v any) bool {
+		if !now.Before(v.(*record).expires) {
+			b.records.CompareAndDelete(key, v)
 		}
-		sh.mu.Unlock()
-	}
+		return true
+	})
 }
 
 // Len returns the number of records held, expired ones not yet swept
 // included.
 func (b *Backend) Len() int {
 	n := 0
-	for i := range b.shards {
-		sh := &b.shards[i]
-		sh.mu.RLock()
-		n += len(sh.records)
-		sh.mu.RUnlock()
-	}
+	b.records.Range(func(any, any) bool {
+		n++
+		return true
+	})
 	return n
 }
