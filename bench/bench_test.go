@@ -1,0 +1,132 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// newRequest is the one way every variant's requests are built: a GET
+// with the session cookie, if any. Each call returns a fresh shallow copy,
+// because gorilla/sessions keeps state in the request it is given.
+func newRequest(cookie string) func() *http.Request {
+	base := httptest.NewRequest(http.MethodGet, "https://example.com/", nil)
+	if cookie != "" {
+		base.Header.Set("Cookie", cookie)
+	}
+	return func() *http.Request { return base.WithContext(context.Background()) }
+}
+
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// sessionCookie returns the "name=value" of the session cookie a response
+// set, or "".
+func sessionCookie(rec *httptest.ResponseRecorder) string {
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == "session" && c.MaxAge >= 0 {
+			return c.Name + "=" + c.Value
+		}
+	}
+	return ""
+}
+
+// setup is one variant and scenario ready to be timed.
+type setup struct {
+	h         http.Handler
+	req       func() *http.Request
+	cookieLen int // bytes of "name=value" of the session cookie in play
+}
+
+// prepare builds variant v for scenario s, with a stored session unless s
+// is Create, and checks that it behaves as the scenario says.
+func prepare(tb testing.TB, v Variant, s Scenario) setup {
+	tb.Helper()
+	inst := v.New()
+	tb.Cleanup(inst.Close)
+	h := inst.Handler(s)
+	if v.Name == "bare" {
+		return setup{h: h, req: newRequest("")}
+	}
+	var cookie string
+	if s != Create {
+		cookie = sessionCookie(serve(inst.Handler(Create), newRequest("")()))
+		if cookie == "" {
+			tb.Fatalf("%s: creating a session set no cookie", v.Name)
+		}
+	}
+	st := setup{h: h, req: newRequest(cookie), cookieLen: len(cookie)}
+
+	rec := serve(h, st.req())
+	got := rec.Body.String()
+	set := sessionCookie(rec)
+	switch {
+	case rec.Code != http.StatusOK:
+		tb.Fatalf("%s/%s: status %d: %s", v.Name, s, rec.Code, got)
+	case s == Read && (got != "Ada Lovelace:0" || set != ""):
+		tb.Fatalf("%s/read: body %q, Set-Cookie %q; want the stored session and no cookie", v.Name, got, set)
+	case s == Write && got != "Ada Lovelace:1":
+		tb.Fatalf("%s/write: body %q", v.Name, got)
+	case s == Create && (got != "Ada Lovelace:0" || set == ""):
+		tb.Fatalf("%s/new: body %q, Set-Cookie %q", v.Name, got, set)
+	}
+	if s == Write {
+		// The change must stick: a later read sees it, through the new
+		// cookie for cookie stores, the same one for server-side stores.
+		next := cookie
+		if set != "" {
+			next = set
+		}
+		if body := serve(inst.Handler(Read), newRequest(next)()).Body.String(); body != "Ada Lovelace:1" {
+			tb.Fatalf("%s/write: a later read saw %q", v.Name, body)
+		}
+	}
+	if s == Create {
+		st.cookieLen = len(set)
+	}
+	return st
+}
+
+// TestVariants checks every variant in every scenario, so that a broken
+// variant fails the test suite and not just the benchmark run.
+func TestVariants(t *testing.T) {
+	for _, v := range Variants {
+		for _, s := range []Scenario{Read, Write, Create} {
+			t.Run(v.Name+"/"+s.String(), func(t *testing.T) { prepare(t, v, s) })
+		}
+	}
+}
+
+// BenchmarkSessions times every variant in every scenario: A) read,
+// B) write, C) new, and A under RunParallel (read-parallel).
+func BenchmarkSessions(b *testing.B) {
+	for _, s := range []Scenario{Read, Write, Create} {
+		for _, v := range Variants {
+			b.Run(fmt.Sprintf("%s/%s", s, v.Name), func(b *testing.B) {
+				st := prepare(b, v, s)
+				b.ReportAllocs()
+				for b.Loop() {
+					serve(st.h, st.req())
+				}
+				b.ReportMetric(float64(st.cookieLen), "cookie-B")
+			})
+		}
+	}
+	for _, v := range Variants {
+		b.Run("read-parallel/"+v.Name, func(b *testing.B) {
+			st := prepare(b, v, Read)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					serve(st.h, st.req())
+				}
+			})
+			b.ReportMetric(float64(st.cookieLen), "cookie-B")
+		})
+	}
+}

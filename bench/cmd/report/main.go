@@ -1,0 +1,297 @@
+// Command report turns the output of the bench module's benchmarks into a
+// Markdown table of medians and ratios (results.md) and a bar chart of
+// ns/op per scenario and library (results.svg). It needs nothing outside
+// the standard library.
+//
+//	go run ./cmd/report -in results.txt -md results.md -svg results.svg
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"html"
+	"io"
+	"log"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// A cell is the measurements of one variant in one scenario.
+type cell struct {
+	ns, bytes, allocs, cookie []float64
+}
+
+// results holds every measurement of a benchmark run.
+type results struct {
+	cpu, goos, goarch string
+	scenarios         []string // in order of appearance
+	variants          []string // in order of appearance
+	cells             map[[2]string]*cell
+}
+
+var lineRE = regexp.MustCompile(`^BenchmarkSessions/([^/]+)/(\S+?)(-\d+)?\s+\d+\s+(.*)$`)
+
+func parse(r io.Reader) (*results, error) {
+	res := &results{cells: map[[2]string]*cell{}}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, p := range []struct {
+			prefix string
+			dst    *string
+		}{{"cpu: ", &res.cpu}, {"goos: ", &res.goos}, {"goarch: ", &res.goarch}} {
+			if v, ok := strings.CutPrefix(line, p.prefix); ok {
+				*p.dst = v
+			}
+		}
+		m := lineRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		scenario, variant := m[1], m[2]
+		if !slices.Contains(res.scenarios, scenario) {
+			res.scenarios = append(res.scenarios, scenario)
+		}
+		if !slices.Contains(res.variants, variant) {
+			res.variants = append(res.variants, variant)
+		}
+		key := [2]string{scenario, variant}
+		c := res.cells[key]
+		if c == nil {
+			c = &cell{}
+			res.cells[key] = c
+		}
+		fields := strings.Fields(m[4])
+		for i := 0; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %v", line, err)
+			}
+			switch fields[i+1] {
+			case "ns/op":
+				c.ns = append(c.ns, v)
+			case "B/op":
+				c.bytes = append(c.bytes, v)
+			case "allocs/op":
+				c.allocs = append(c.allocs, v)
+			case "cookie-B":
+				c.cookie = append(c.cookie, v)
+			}
+		}
+	}
+	return res, sc.Err()
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (r *results) ns(scenario, variant string) float64 {
+	if c := r.cells[[2]string{scenario, variant}]; c != nil {
+		return median(c.ns)
+	}
+	return 0
+}
+
+// floorOf names the hand-written floor a variant is measured against.
+func floorOf(variant string) string {
+	if strings.Contains(variant, "cookie") {
+		return "floor-cookie"
+	}
+	return "floor-memory"
+}
+
+// A goal is one of the performance targets, checked against the medians:
+// metric(ours) / metric(base) <= limit, or, for allocation goals,
+// allocs(ours) - allocs(base) <= limit.
+type goal struct {
+	scenario   string
+	ours, base string // variants
+	limit      float64
+	metric     func(c *cell) float64
+	difference bool
+}
+
+func nsOf(c *cell) float64     { return median(c.ns) }
+func cookieOf(c *cell) float64 { return median(c.cookie) }
+func allocsOf(c *cell) float64 { return median(c.allocs) }
+
+var ours = []string{"starsessions-cookie-msgpack", "starsessions-memory-msgpack"}
+
+func goals() []goal {
+	var gs []goal
+	limits := map[string][2]float64{ // against the peers, against the floor
+		"read":          {0.25, 1.2},
+		"read-parallel": {0.25, 1.2},
+		"write":         {0.20, 1.3},
+		"new":           {0.40, 1.3},
+	}
+	for _, s := range []string{"read", "write", "new", "read-parallel"} {
+		l := limits[s]
+		for _, v := range ours {
+			gs = append(gs, goal{s, v, floorOf(v), l[1], nsOf, false})
+			for _, peer := range []string{"gorilla-cookie-hmac", "scs-memstore"} {
+				gs = append(gs, goal{s, v, peer, l[0], nsOf, false})
+			}
+			gs = append(gs, goal{s, v, floorOf(v), 10, allocsOf, true})
+		}
+	}
+	return append(gs, goal{"new", "starsessions-cookie-msgpack", "floor-cookie", 1.3, cookieOf, false})
+}
+
+func (g goal) describe() string {
+	switch {
+	case g.difference:
+		return fmt.Sprintf("%s: %s allocs/op minus %s's", g.scenario, g.ours, g.base)
+	case g.metric(&cell{cookie: []float64{1}}) == 1:
+		return fmt.Sprintf("Set-Cookie bytes: %s / %s", g.ours, g.base)
+	}
+	return fmt.Sprintf("%s: %s / %s", g.scenario, g.ours, g.base)
+}
+
+func writeMarkdown(w io.Writer, r *results) {
+	fmt.Fprintf(w, "# Benchmark results\n\n")
+	fmt.Fprintf(w, "Medians of every run in `results.txt`, made by `bench/run.sh` on %s/%s, CPU: %s. ", r.goos, r.goarch, r.cpu)
+	fmt.Fprintf(w, "Each request is an `httptest` round trip through the library's middleware; ratios compare medians from the same run.\n\n")
+	fmt.Fprintf(w, "![ns/op per scenario and library](results.svg)\n\n")
+	for _, s := range r.scenarios {
+		fmt.Fprintf(w, "## %s\n\n", s)
+		fmt.Fprintf(w, "| variant | ns/op | x floor | x gorilla | x scs | allocs/op | B/op | cookie bytes |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, v := range r.variants {
+			c := r.cells[[2]string{s, v}]
+			if c == nil {
+				continue
+			}
+			ns := median(c.ns)
+			ratio := func(base string) string {
+				b := r.ns(s, base)
+				if b == 0 || v == "bare" {
+					return ""
+				}
+				return fmt.Sprintf("%.2f", ns/b)
+			}
+			fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %.0f | %.0f | %.0f |\n",
+				v, ns, ratio(floorOf(v)), ratio("gorilla-cookie-hmac"), ratio("scs-memstore"),
+				median(c.allocs), median(c.bytes), median(c.cookie))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "## Goals\n\n")
+	fmt.Fprintf(w, "Each goal compares medians of the same run. Where the base is a peer library, the last column gives the hand-written floor's own ratio to that peer: a goal the floor itself misses cannot be met by a library doing at least the floor's work.\n\n")
+	fmt.Fprintf(w, "| goal | value | limit | met | floor's own |\n|---|---:|---:|---|---:|\n")
+	for _, g := range goals() {
+		co, cb := r.cells[[2]string{g.scenario, g.ours}], r.cells[[2]string{g.scenario, g.base}]
+		if co == nil || cb == nil {
+			continue
+		}
+		a, b := g.metric(co), g.metric(cb)
+		value := a / b
+		if g.difference {
+			value = a - b
+		}
+		met := "yes"
+		if value > g.limit {
+			met = "**no**"
+		}
+		floorOwn := ""
+		if !strings.HasPrefix(g.base, "floor") {
+			if cf := r.cells[[2]string{g.scenario, floorOf(g.ours)}]; cf != nil {
+				floorOwn = fmt.Sprintf("%.2f", g.metric(cf)/b)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.2f | %s | %s |\n", g.describe(), value, g.limit, met, floorOwn)
+	}
+}
+
+// palette gives each variant a color that stays the same across scenarios.
+var palette = []string{"#9e9e9e", "#5d4037", "#8d6e63", "#1565c0", "#42a5f5", "#2e7d32", "#e65100", "#ff9800", "#c62828", "#6a1b9a"}
+
+func writeSVG(w io.Writer, r *results) {
+	const (
+		width    = 900
+		left     = 250
+		right    = 90
+		barH     = 14
+		gap      = 4
+		groupGap = 26
+		top      = 50
+	)
+	var maxNS float64
+	for _, c := range r.cells {
+		maxNS = max(maxNS, median(c.ns))
+	}
+	height := top
+	for _, s := range r.scenarios {
+		height += groupGap
+		for _, v := range r.variants {
+			if r.cells[[2]string{s, v}] != nil {
+				height += barH + gap
+			}
+		}
+	}
+	height += 20
+	scale := float64(width-left-right) / maxNS
+	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
+	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(w, `<text x="10" y="20" font-size="15" font-weight="bold">Time per request (median ns/op, lower is better)</text>`+"\n")
+	fmt.Fprintf(w, `<text x="10" y="38" fill="#555">%s</text>`+"\n", html.EscapeString(r.cpu))
+	y := top
+	for _, s := range r.scenarios {
+		y += groupGap
+		fmt.Fprintf(w, `<text x="10" y="%d" font-weight="bold">%s</text>`+"\n", y-6, html.EscapeString(s))
+		for i, v := range r.variants {
+			c := r.cells[[2]string{s, v}]
+			if c == nil {
+				continue
+			}
+			ns := median(c.ns)
+			bw := int(ns * scale)
+			fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-6, y+barH-3, html.EscapeString(v))
+			fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`+"\n", left, y, max(bw, 1), barH, palette[i%len(palette)])
+			fmt.Fprintf(w, `<text x="%d" y="%d">%.1f µs</text>`+"\n", left+bw+4, y+barH-3, ns/1000)
+			y += barH + gap
+		}
+	}
+	fmt.Fprintln(w, `</svg>`)
+}
+
+func main() {
+	in := flag.String("in", "results.txt", "benchmark output to read")
+	md := flag.String("md", "results.md", "Markdown table to write")
+	svg := flag.String("svg", "results.svg", "SVG chart to write")
+	flag.Parse()
+	f, err := os.Open(*in)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	r, err := parse(f)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if len(r.cells) == 0 {
+		log.Fatalf("no BenchmarkSessions results in %s", *in)
+	}
+	for path, write := range map[string]func(io.Writer, *results){*md: writeMarkdown, *svg: writeSVG} {
+		out, err := os.Create(path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		write(out, r)
+		if err := out.Close(); err != nil {
+			log.Fatal(err)
+		}
+	}
+}

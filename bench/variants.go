@@ -1,0 +1,220 @@
+package bench
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"sync"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
+	gorilla "github.com/gorilla/sessions"
+	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/cookie"
+	"github.com/starsessions/sessions/memory"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// A Variant is one way of keeping sessions, measured in every scenario.
+type Variant struct {
+	Name string
+	// New returns an instance: one store, and a handler per scenario over
+	// it.
+	New func() Instance
+}
+
+// An Instance is a variant's handlers over one store.
+type Instance struct {
+	Handler func(Scenario) http.Handler
+	Close   func()
+}
+
+var (
+	secret   = bytes.Repeat([]byte("k"), 32)
+	blockKey = bytes.Repeat([]byte("b"), 32)
+)
+
+// Variants lists everything the benchmarks compare.
+var Variants = []Variant{
+	{"bare", bare},
+	{"floor-cookie", floorCookie},
+	{"floor-memory", floorMemory},
+	{"starsessions-cookie-msgpack", starCookie(sessions.Msgpack)},
+	{"starsessions-cookie-json", starCookie(sessions.JSON)},
+	{"starsessions-memory-msgpack", starMemory},
+	{"gorilla-cookie-hmac", gorillaCookie(false)},
+	{"gorilla-cookie-hmac-aes", gorillaCookie(true)},
+	{"scs-memstore", scsMemstore},
+}
+
+// bare is the harness alone: the handler's work with no session at all.
+func bare() Instance {
+	return Instance{Handler: func(s Scenario) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v := Full()
+			if s == Create {
+				v.Name = ""
+			}
+			Work(s, &v)
+			w.Write(Body(&v))
+		})
+	}, Close: func() {}}
+}
+
+func starCookie(codec sessions.Codec) func() Instance {
+	return func() Instance {
+		m := sessions.New[Session](cookie.New(secret), sessions.WithCodec(codec))
+		return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s) }, Close: func() {}}
+	}
+}
+
+func starMemory() Instance {
+	store := memory.New()
+	m := sessions.New[Session](store, sessions.WithCodec(sessions.Msgpack))
+	return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s) }, Close: func() { store.Close() }}
+}
+
+func starHandler(m *sessions.Manager[Session], s Scenario) http.Handler {
+	return m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := m.Get(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if s == Read {
+			// Value is the read-only accessor: it spares the re-encoding
+			// that detects changes made through Data.
+			v := sess.Value()
+			w.Write(Body(&v))
+			return
+		}
+		v := sess.Data()
+		Work(s, v)
+		w.Write(Body(v))
+	}))
+}
+
+func gorillaCookie(encrypt bool) func() Instance {
+	return func() Instance {
+		keys := [][]byte{secret}
+		if encrypt {
+			keys = append(keys, blockKey)
+		}
+		store := gorilla.NewCookieStore(keys...)
+		store.Options = &gorilla.Options{Path: "/", MaxAge: 86400, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}
+		return Instance{Handler: func(s Scenario) http.Handler { return gorillaHandler(store, s) }, Close: func() {}}
+	}
+}
+
+func gorillaHandler(store *gorilla.CookieStore, s Scenario) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, _ := store.Get(r, "session") // a bad cookie gives a new session and an error
+		v, _ := sess.Values["s"].(Session)
+		Work(s, &v)
+		if s != Read {
+			sess.Values["s"] = v
+			if err := sess.Save(r, w); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.Write(Body(&v))
+	})
+}
+
+func scsMemstore() Instance {
+	// No cleanup goroutine: memstore's StopCleanup races with the
+	// goroutine's start, and the benchmarks never let sessions expire.
+	store := memstore.NewWithCleanupInterval(0)
+	sm := scs.New()
+	sm.Store = store
+	sm.Cookie.Name = "session"
+	sm.Cookie.Secure = true
+	return Instance{Handler: func(s Scenario) http.Handler { return scsHandler(sm, s) }, Close: func() {}}
+}
+
+func scsHandler(sm *scs.SessionManager, s Scenario) http.Handler {
+	return sm.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, _ := sm.Get(r.Context(), "s").(Session)
+		Work(s, &v)
+		if s != Read {
+			sm.Put(r.Context(), "s", v)
+		}
+		w.Write(Body(&v))
+	}))
+}
+
+// floorCookie is the least a signed cookie session needs: msgpack, an
+// HMAC-SHA256 and base64, written by hand.
+func floorCookie() Instance {
+	return Instance{Handler: floorCookieHandler, Close: func() {}}
+}
+
+func sign(payload []byte) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(payload)
+	return mac.Sum(nil)
+}
+
+func floorCookieHandler(s Scenario) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v Session
+		if c, err := r.Cookie("session"); err == nil {
+			raw, err := base64.RawURLEncoding.DecodeString(c.Value)
+			if err == nil && len(raw) > sha256.Size && hmac.Equal(raw[:sha256.Size], sign(raw[sha256.Size:])) {
+				if msgpack.Unmarshal(raw[sha256.Size:], &v) != nil {
+					v = Session{}
+				}
+			}
+		}
+		Work(s, &v)
+		if s != Read {
+			payload, err := msgpack.Marshal(&v)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			value := base64.RawURLEncoding.EncodeToString(append(sign(payload), payload...))
+			http.SetCookie(w, &http.Cookie{Name: "session", Value: value, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+		}
+		w.Write(Body(&v))
+	})
+}
+
+// floorMemory is the least a server-side session needs: a sync.Map from
+// random token to msgpack bytes, written by hand.
+func floorMemory() Instance {
+	var store sync.Map
+	return Instance{Handler: func(s Scenario) http.Handler { return floorMemoryHandler(&store, s) }, Close: func() {}}
+}
+
+func floorMemoryHandler(floorStore *sync.Map, s Scenario) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v Session
+		var token string
+		if c, err := r.Cookie("session"); err == nil {
+			if data, ok := floorStore.Load(c.Value); ok && msgpack.Unmarshal(data.([]byte), &v) == nil {
+				token = c.Value
+			}
+		}
+		Work(s, &v)
+		if s != Read {
+			payload, err := msgpack.Marshal(&v)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if token == "" {
+				var id [32]byte
+				rand.Read(id[:])
+				token = base64.RawURLEncoding.EncodeToString(id[:])
+				http.SetCookie(w, &http.Cookie{Name: "session", Value: token, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+			}
+			floorStore.Store(token, payload)
+		}
+		w.Write(Body(&v))
+	})
+}
