@@ -2,10 +2,10 @@ package cookie
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"context"
 	"errors"
 	"strings"
 	"testing"

@@ -62,7 +62,9 @@ func (s Subject) advance(d time.Duration) {
 	time.Sleep(d)
 }
 
-// Run runs the whole suite as subtests of t.
+// Run runs the whole suite as parallel subtests of t; New is called once
+// for each, so their backends must not share state that one test could see
+// another's records in.
 func Run(t *testing.T, cfg Config) {
 	tests := []struct {
 		name      string
@@ -91,6 +93,7 @@ func Run(t *testing.T, cfg Config) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if tt.stateful && cfg.Stateless {
 				t.Skip("the backend keeps no server-side state")
 			}
