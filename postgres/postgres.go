@@ -1,0 +1,310 @@
+// Package postgres provides a [sessions.Backend] on PostgreSQL, through
+// github.com/jackc/pgx/v5.
+//
+// # Schema
+//
+// [Backend.CreateTable] creates the table, idempotently:
+//
+//	CREATE TABLE IF NOT EXISTS sessions (
+//		token_hash bytea PRIMARY KEY,        -- SHA-256 of the token, never the token
+//		data       bytea NOT NULL,           -- the manager's record
+//		version    bigint NOT NULL,          -- advanced by every write
+//		expires_at timestamptz NOT NULL
+//	);
+//	CREATE INDEX IF NOT EXISTS sessions_expires_at_idx ON sessions (expires_at);
+//
+// The table name is configurable with [WithTable]. Expiry is measured by
+// the database's clock (now()), so that every application server agrees.
+//
+// # Guarantees
+//
+// The backend implements [sessions.VersionedBackend] and
+// [sessions.Toucher]. Each operation is a single statement, atomic under
+// PostgreSQL's default isolation: a conditional write is
+// UPDATE … WHERE version = $n (or an INSERT that only replaces an expired
+// row, for a new session), a conditional remove a DELETE … WHERE
+// version = $n, and a touch an UPDATE of expires_at on a live row only, so
+// it never brings a removed session back. Reads ignore expired rows; a
+// background cleanup deletes them in batches of 1000 until [Backend.Close]
+// stops it.
+//
+// # Cost
+//
+// One round trip per read, save or touch; a regenerate adds one for
+// removing the old row. Every statement honours the request context's
+// deadline. When the database is down, calls fail, the manager's error
+// handler answers with a 5xx, and the pool reconnects by itself once the
+// database is back.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/starsessions/sessions"
+)
+
+// DefaultTable is the table name unless [WithTable] says otherwise.
+const DefaultTable = "sessions"
+
+// DefaultCleanupInterval is how often expired rows are deleted unless
+// [WithCleanupInterval] says otherwise.
+const DefaultCleanupInterval = 5 * time.Minute
+
+// cleanupBatch bounds how many rows one cleanup statement deletes, so
+// that it never holds many locks at once.
+const cleanupBatch = 1000
+
+// Backend is a [sessions.Backend] on PostgreSQL. It is safe for concurrent
+// use.
+type Backend struct {
+	pool  *pgxpool.Pool
+	table string // quoted identifier
+	q     queries
+
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+	logger    *slog.Logger
+}
+
+var (
+	_ sessions.Backend          = (*Backend)(nil)
+	_ sessions.VersionedBackend = (*Backend)(nil)
+	_ sessions.Toucher          = (*Backend)(nil)
+)
+
+// An Option configures a [Backend].
+type Option func(*config)
+
+type config struct {
+	table    string
+	interval time.Duration
+	logger   *slog.Logger
+}
+
+// WithTable sets the table's name, which may be schema-qualified
+// ("app.sessions"); the default is [DefaultTable].
+func WithTable(name string) Option { return func(c *config) { c.table = name } }
+
+// WithCleanupInterval sets how often the background cleanup deletes
+// expired rows; the default is [DefaultCleanupInterval]. Zero or less
+// turns it off: expired rows are still never read, but stay in the table.
+func WithCleanupInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
+
+// WithLogger sets the logger for cleanup failures; the default is
+// [slog.Default].
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// queries are the statements, with the table name filled in.
+type queries struct {
+	create, read, write, writeIf, create0, remove, removeIf, touch, cleanup string
+}
+
+// New returns a backend that stores sessions through pool, and starts the
+// background cleanup. The caller owns the pool and closes it, after
+// [Backend.Close]. Call [Backend.CreateTable] once to create the table.
+func New(pool *pgxpool.Pool, opts ...Option) *Backend {
+	c := config{table: DefaultTable, interval: DefaultCleanupInterval}
+	for _, opt := range opts {
+		opt(&c)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	table := pgx.Identifier(strings.Split(c.table, ".")).Sanitize()
+	index := pgx.Identifier{strings.ReplaceAll(c.table, ".", "_") + "_expires_at_idx"}.Sanitize()
+	t := func(q string) string { return strings.ReplaceAll(q, "{table}", table) }
+	b := &Backend{
+		pool:    pool,
+		table:   table,
+		logger:  c.logger,
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+		q: queries{
+			create: t(`CREATE TABLE IF NOT EXISTS {table} (
+	token_hash bytea PRIMARY KEY,
+	data bytea NOT NULL,
+	version bigint NOT NULL,
+	expires_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ` + index + ` ON {table} (expires_at)`),
+			read: t(`SELECT data, version FROM {table} WHERE token_hash = $1 AND expires_at > now()`),
+			// A plain write: insert, or replace whatever is there.
+			write: t(`INSERT INTO {table} AS s (token_hash, data, version, expires_at)
+VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond')
+ON CONFLICT (token_hash) DO UPDATE SET
+	data = EXCLUDED.data,
+	version = CASE WHEN s.expires_at > now() THEN s.version + 1 ELSE 1 END,
+	expires_at = EXCLUDED.expires_at`),
+			// A conditional write over a live row at version $4.
+			writeIf: t(`UPDATE {table} SET data = $2, version = version + 1, expires_at = now() + $3 * interval '1 millisecond'
+WHERE token_hash = $1 AND version = $4 AND expires_at > now()`),
+			// A conditional write of a new session: it may replace only an
+			// expired row.
+			create0: t(`INSERT INTO {table} AS s (token_hash, data, version, expires_at)
+VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond')
+ON CONFLICT (token_hash) DO UPDATE SET data = EXCLUDED.data, version = 1, expires_at = EXCLUDED.expires_at
+WHERE s.expires_at <= now()`),
+			remove:   t(`DELETE FROM {table} WHERE token_hash = $1`),
+			removeIf: t(`DELETE FROM {table} WHERE token_hash = $1 AND version = $2 AND expires_at > now()`),
+			touch:    t(`UPDATE {table} SET expires_at = now() + $2 * interval '1 millisecond' WHERE token_hash = $1 AND expires_at > now()`),
+			cleanup: t(`DELETE FROM {table} WHERE token_hash IN (
+	SELECT token_hash FROM {table} WHERE expires_at <= now() LIMIT ` + fmt.Sprint(cleanupBatch) + `)`),
+		},
+	}
+	if c.interval > 0 {
+		go b.cleanupEvery(c.interval)
+	} else {
+		close(b.stopped)
+	}
+	return b
+}
+
+// CreateTable creates the table and its index if they do not exist.
+func (b *Backend) CreateTable(ctx context.Context) error {
+	if _, err := b.pool.Exec(ctx, b.q.create); err != nil {
+		return fmt.Errorf("postgres: creating table %s: %w", b.table, err)
+	}
+	return nil
+}
+
+func hash(token string) []byte {
+	sum := sessions.HashToken(token)
+	return sum[:]
+}
+
+// Read returns the record for token; see ReadVersioned.
+func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) {
+	data, _, found, err := b.ReadVersioned(ctx, token)
+	return data, found, err
+}
+
+// ReadVersioned returns the live record for token and its version. A token
+// not shaped like a session ID is not looked up.
+func (b *Backend) ReadVersioned(ctx context.Context, token string) ([]byte, uint64, bool, error) {
+	if !sessions.ValidID(token) {
+		return nil, 0, false, nil
+	}
+	var data []byte
+	var version int64
+	err := b.pool.QueryRow(ctx, b.q.read, hash(token)).Scan(&data, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("postgres: reading session: %w", err)
+	}
+	return data, uint64(version), true, nil
+}
+
+// Write stores data under id, to expire after ttl, and returns id as the
+// token.
+func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Duration) (string, error) {
+	if _, err := b.pool.Exec(ctx, b.q.write, hash(id), data, ttl.Milliseconds()); err != nil {
+		return "", fmt.Errorf("postgres: saving session: %w", err)
+	}
+	return id, nil
+}
+
+// WriteIfVersion is Write that succeeds only if the live row for id has the
+// given version (0: there is none), and fails with [sessions.ErrConflict]
+// otherwise.
+func (b *Backend) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
+	q, args := b.q.writeIf, []any{hash(id), data, ttl.Milliseconds(), int64(version)}
+	if version == 0 {
+		q, args = b.q.create0, args[:3]
+	}
+	tag, err := b.pool.Exec(ctx, q, args...)
+	if err != nil {
+		return "", fmt.Errorf("postgres: saving session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return "", sessions.ErrConflict
+	}
+	return id, nil
+}
+
+// Remove deletes the row for token.
+func (b *Backend) Remove(ctx context.Context, token string) error {
+	if _, err := b.pool.Exec(ctx, b.q.remove, hash(token)); err != nil {
+		return fmt.Errorf("postgres: removing session: %w", err)
+	}
+	return nil
+}
+
+// RemoveIfVersion deletes the live row for token if its version is the
+// given one, and fails with [sessions.ErrConflict] otherwise.
+func (b *Backend) RemoveIfVersion(ctx context.Context, token string, version uint64) error {
+	tag, err := b.pool.Exec(ctx, b.q.removeIf, hash(token), int64(version))
+	if err != nil {
+		return fmt.Errorf("postgres: removing session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return sessions.ErrConflict
+	}
+	return nil
+}
+
+// Touch sets the expiry of the live row for token to ttl from now; it does
+// nothing to an expired or missing row.
+func (b *Backend) Touch(ctx context.Context, token string, ttl time.Duration) error {
+	if _, err := b.pool.Exec(ctx, b.q.touch, hash(token), ttl.Milliseconds()); err != nil {
+		return fmt.Errorf("postgres: extending session: %w", err)
+	}
+	return nil
+}
+
+// Cleanup deletes expired rows, in batches, until none is left or ctx
+// ends. The background cleanup calls it; call it yourself when that is
+// turned off.
+func (b *Backend) Cleanup(ctx context.Context) (deleted int64, err error) {
+	for {
+		tag, err := b.pool.Exec(ctx, b.q.cleanup)
+		if err != nil {
+			return deleted, fmt.Errorf("postgres: deleting expired sessions: %w", err)
+		}
+		deleted += tag.RowsAffected()
+		if tag.RowsAffected() < cleanupBatch {
+			return deleted, nil
+		}
+	}
+}
+
+// Close stops the background cleanup, cancelling a statement in flight,
+// and waits for it to finish. It does not close the pool. It is safe to
+// call more than once.
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() { close(b.stop) })
+	<-b.stopped
+	return nil
+}
+
+func (b *Backend) cleanupEvery(interval time.Duration) {
+	defer close(b.stopped)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-b.stop
+		cancel()
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := b.Cleanup(ctx); err != nil && ctx.Err() == nil {
+				b.logger.Warn("postgres: session cleanup failed", "err", err)
+			}
+		}
+	}
+}
