@@ -32,7 +32,8 @@
 // written, at the first Write, WriteHeader or Flush, or when the handler
 // returns. It saves only what changed: the session's encoding is compared
 // with what was loaded, so a request that only reads sends no Set-Cookie and
-// writes nothing to the backend. A new session still equal to T's zero value
+// writes nothing to the backend. A handler that reads through
+// [Session.Value] rather than [Session.Data] spares even that encoding. A new session still equal to T's zero value
 // is never stored and gets no cookie, so anonymous visitors cannot fill the
 // store. A save that fails never turns into a silent 200: the error handler
 // answers instead (see [WithErrorHandler]).

@@ -5,8 +5,54 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
+
+	"github.com/starsessions/sessions/internal/testserver"
 )
+
+// serverErr records why the server-backed variants are missing, if they
+// are.
+var serverErr error
+
+// TestMain starts a Redis and a PostgreSQL server on loopback ports, when
+// their binaries are installed, and adds the variants that use them.
+func TestMain(m *testing.M) {
+	redis, err := testserver.StartRedis()
+	if err == nil {
+		Variants = append(Variants, RedisVariants(redis.Addr)...)
+	} else {
+		serverErr = err
+	}
+	pg, err := testserver.StartPostgres()
+	if err == nil {
+		vs, err := PostgresVariants(pg.DSN)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: preparing PostgreSQL:", err)
+			pg.Close()
+			os.Exit(1)
+		}
+		Variants = append(Variants, vs...)
+	} else {
+		serverErr = err
+	}
+	code := m.Run()
+	if redis != nil {
+		redis.Close()
+	}
+	if pg != nil {
+		pg.Close()
+	}
+	os.Exit(code)
+}
+
+// TestServers reports, as a skip or (with SESSIONS_REQUIRE_SERVERS=1) a
+// failure, that the Redis and PostgreSQL variants could not run.
+func TestServers(t *testing.T) {
+	if serverErr != nil {
+		testserver.Skip(t, serverErr)
+	}
+}
 
 // newRequest is the one way every variant's requests are built: a GET
 // with the session cookie, if any. Each call returns a fresh shallow copy,

@@ -1,18 +1,24 @@
 // Command example is a small web application that shows sessions at work:
-// a visit counter, login and logout, on the default cookie backend.
+// a visit counter, login and logout.
 //
 //	go run ./example              # then open http://localhost:8080
 //	go run ./example -addr :9000
+//	go run ./example -backend memory
+//	go run ./example -backend redis -redis-addr 127.0.0.1:6379
+//	go run ./example -backend postgres -postgres-dsn 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'
 //
-// The cookie secret comes from the SESSION_SECRET environment variable (at
-// least 32 bytes). Without it a random secret is made at start, and sessions
-// do not survive a restart.
+// The default backend keeps sessions in signed cookies. Its secret comes
+// from the SESSION_SECRET environment variable (at least 32 bytes); without
+// it a random secret is made at start, and sessions do not survive a
+// restart.
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"flag"
+	"fmt"
 	"html/template"
 	"log"
 	"log/slog"
@@ -21,8 +27,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/starsessions/sessions"
 	"github.com/starsessions/sessions/cookie"
+	"github.com/starsessions/sessions/memory"
+	"github.com/starsessions/sessions/postgres"
+	"github.com/starsessions/sessions/redis"
 )
 
 // Visitor is what the application keeps in a session.
@@ -35,9 +46,16 @@ type Visitor struct {
 func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
 	insecure := flag.Bool("insecure", false, "send the cookie over plain HTTP to hosts other than localhost (development only)")
+	kind := flag.String("backend", "cookie", "where sessions live: cookie, memory, redis or postgres")
+	redisAddr := flag.String("redis-addr", "127.0.0.1:6379", "Redis server, for -backend redis")
+	postgresDSN := flag.String("postgres-dsn", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL connection string, for -backend postgres")
 	flag.Parse()
 
-	backend := cookie.New(secret())
+	backend, closeBackend, err := openBackend(*kind, *redisAddr, *postgresDSN)
+	if err != nil {
+		log.Fatalf("example: %v", err)
+	}
+	defer closeBackend()
 	mgr := sessions.New[Visitor](backend,
 		sessions.WithLifetime(7*24*time.Hour),
 		sessions.WithIdleTimeout(2*time.Hour),
@@ -48,9 +66,45 @@ func main() {
 	if strings.HasPrefix(host, ":") {
 		host = "localhost" + host
 	}
-	slog.Info("example: listening", "addr", *addr, "open", "http://"+host+"/")
+	slog.Info("example: listening", "addr", *addr, "backend", *kind, "open", "http://"+host+"/")
 	srv := &http.Server{Addr: *addr, Handler: app.routes(), ReadHeaderTimeout: 10 * time.Second}
-	log.Fatal(srv.ListenAndServe())
+	if err := srv.ListenAndServe(); err != nil {
+		slog.Error("example: serving", "err", err)
+	}
+}
+
+// openBackend builds the backend the flags ask for, and a function that
+// releases what it holds.
+func openBackend(kind, redisAddr, postgresDSN string) (sessions.Backend, func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch kind {
+	case "cookie":
+		return cookie.New(secret()), func() {}, nil
+	case "memory":
+		b := memory.New()
+		return b, func() { b.Close() }, nil
+	case "redis":
+		client := goredis.NewClient(&goredis.Options{Addr: redisAddr})
+		if err := client.Ping(ctx).Err(); err != nil {
+			client.Close()
+			return nil, nil, fmt.Errorf("connecting to Redis at %s: %w", redisAddr, err)
+		}
+		return redis.New(client), func() { client.Close() }, nil
+	case "postgres":
+		pool, err := pgxpool.New(ctx, postgresDSN)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
+		}
+		b := postgres.New(pool)
+		if err := b.CreateTable(ctx); err != nil {
+			b.Close()
+			pool.Close()
+			return nil, nil, err
+		}
+		return b, func() { b.Close(); pool.Close() }, nil
+	}
+	return nil, nil, fmt.Errorf("unknown backend %q: want cookie, memory, redis or postgres", kind)
 }
 
 // secret returns the cookie secret from SESSION_SECRET, or a random one.

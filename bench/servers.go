@@ -1,0 +1,175 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/postgresstore"
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	redigo "github.com/gomodule/redigo/redis"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/postgres"
+	sredis "github.com/starsessions/sessions/redis"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// RedisVariants returns the variants that keep sessions on the Redis
+// server at addr: this library, scs's redisstore, and a floor of one GET
+// and one SET through go-redis.
+func RedisVariants(addr string) []Variant {
+	return []Variant{
+		{"floor-redis", func() Instance {
+			client := goredis.NewClient(&goredis.Options{Addr: addr})
+			return Instance{Handler: func(s Scenario) http.Handler { return floorRedisHandler(client, s) }, Close: func() { client.Close() }}
+		}},
+		{"starsessions-redis-msgpack", func() Instance {
+			client := goredis.NewClient(&goredis.Options{Addr: addr})
+			m := sessions.New[Session](sredis.New(client), sessions.WithCodec(sessions.Msgpack))
+			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s) }, Close: func() { client.Close() }}
+		}},
+		{"scs-redisstore", func() Instance {
+			pool := &redigo.Pool{MaxIdle: 16, Dial: func() (redigo.Conn, error) { return redigo.Dial("tcp", addr) }}
+			sm := scs.New()
+			sm.Store = redisstore.New(pool)
+			sm.Cookie.Name = "session"
+			sm.Cookie.Secure = true
+			return Instance{Handler: func(s Scenario) http.Handler { return scsHandler(sm, s) }, Close: func() { pool.Close() }}
+		}},
+	}
+}
+
+// floorRedisHandler is the least a Redis session needs: one GET to load
+// msgpack bytes under the token, one SET to store them.
+func floorRedisHandler(client *goredis.Client, s Scenario) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v Session
+		var token string
+		if c, err := r.Cookie("session"); err == nil {
+			data, err := client.Get(r.Context(), "floor:"+c.Value).Bytes()
+			if err != nil && err != goredis.Nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if err == nil && msgpack.Unmarshal(data, &v) == nil {
+				token = c.Value
+			}
+		}
+		Work(s, &v)
+		if s != Read {
+			payload, err := msgpack.Marshal(&v)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if token == "" {
+				token = sessions.NewID()
+				http.SetCookie(w, &http.Cookie{Name: "session", Value: token, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+			}
+			if err := client.Set(r.Context(), "floor:"+token, payload, 24*time.Hour).Err(); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.Write(Body(&v))
+	})
+}
+
+// PostgresVariants returns the variants that keep sessions in the
+// PostgreSQL database at dsn: this library, scs's postgresstore, and a
+// floor of one SELECT and one upsert through pgx.
+func PostgresVariants(dsn string) ([]Variant, error) {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions (expiry)`,
+		`CREATE TABLE IF NOT EXISTS floor_sessions (token TEXT PRIMARY KEY, data BYTEA NOT NULL)`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			return nil, err
+		}
+	}
+	star := postgres.New(pool, postgres.WithTable("starsessions"))
+	defer star.Close()
+	if err := star.CreateTable(ctx); err != nil {
+		return nil, err
+	}
+	return []Variant{
+		{"floor-postgres", func() Instance {
+			pool, _ := pgxpool.New(ctx, dsn)
+			return Instance{Handler: func(s Scenario) http.Handler { return floorPostgresHandler(pool, s) }, Close: pool.Close}
+		}},
+		{"starsessions-postgres-msgpack", func() Instance {
+			pool, _ := pgxpool.New(ctx, dsn)
+			b := postgres.New(pool, postgres.WithTable("starsessions"), postgres.WithCleanupInterval(0))
+			m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack))
+			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s) }, Close: func() { b.Close(); pool.Close() }}
+		}},
+		{"scs-postgresstore", func() Instance {
+			db := sql.OpenDB(stdlib.GetConnector(*mustConfig(dsn)))
+			store := postgresstore.NewWithCleanupInterval(db, 0)
+			sm := scs.New()
+			sm.Store = store
+			sm.Cookie.Name = "session"
+			sm.Cookie.Secure = true
+			return Instance{Handler: func(s Scenario) http.Handler { return scsHandler(sm, s) }, Close: func() { db.Close() }}
+		}},
+	}, nil
+}
+
+func mustConfig(dsn string) *pgx.ConnConfig {
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// floorPostgresHandler is the least a PostgreSQL session needs: one SELECT
+// to load msgpack bytes under the token, one upsert to store them.
+func floorPostgresHandler(pool *pgxpool.Pool, s Scenario) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v Session
+		var token string
+		if c, err := r.Cookie("session"); err == nil {
+			var data []byte
+			err := pool.QueryRow(r.Context(), `SELECT data FROM floor_sessions WHERE token = $1`, c.Value).Scan(&data)
+			if err != nil && err != pgx.ErrNoRows {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if err == nil && msgpack.Unmarshal(data, &v) == nil {
+				token = c.Value
+			}
+		}
+		Work(s, &v)
+		if s != Read {
+			payload, err := msgpack.Marshal(&v)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if token == "" {
+				token = sessions.NewID()
+				http.SetCookie(w, &http.Cookie{Name: "session", Value: token, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+			}
+			_, err = pool.Exec(r.Context(), `INSERT INTO floor_sessions (token, data) VALUES ($1, $2) ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data`, token, payload)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.Write(Body(&v))
+	})
+}
