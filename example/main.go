@@ -41,6 +41,7 @@ type Visitor struct {
 	Name   string
 	Visits int
 	Since  time.Time
+	Notes  []string
 }
 
 func main() {
@@ -56,12 +57,7 @@ func main() {
 		log.Fatalf("example: %v", err)
 	}
 	defer closeBackend()
-	mgr := sessions.New[Visitor](backend,
-		sessions.WithLifetime(7*24*time.Hour),
-		sessions.WithIdleTimeout(2*time.Hour),
-		sessions.WithSecure(!*insecure),
-	)
-	app := &app{mgr: mgr}
+	app := newApp(backend, sessions.WithSecure(!*insecure))
 	host := *addr
 	if strings.HasPrefix(host, ":") {
 		host = "localhost" + host
@@ -125,13 +121,48 @@ type app struct {
 	mgr *sessions.Manager[Visitor]
 }
 
+// newApp returns the application over backend; opts come after its own
+// options, so they can override them.
+func newApp(backend sessions.Backend, opts ...sessions.Option) *app {
+	opts = append([]sessions.Option{
+		sessions.WithLifetime(7 * 24 * time.Hour),
+		sessions.WithIdleTimeout(2 * time.Hour),
+		sessions.WithErrorHandler(sessionError),
+	}, opts...)
+	return &app{mgr: sessions.New[Visitor](backend, opts...)}
+}
+
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
+	mux.HandleFunc("POST /notes", a.addNote)
 	return a.mgr.Middleware(mux)
 }
+
+// sessionError answers a request whose session could not be saved or
+// loaded with a page that says what happened. The session the browser
+// holds is untouched: nothing of the failed request was kept.
+func sessionError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := http.StatusInternalServerError, "Your session could not be saved. Please try again."
+	switch {
+	case errors.Is(err, sessions.ErrCookieTooLarge):
+		code, msg = http.StatusRequestEntityTooLarge, "Your session has grown too large to keep in a cookie, so this change was not saved. Your session is as it was before."
+	case errors.Is(err, sessions.ErrConflict):
+		code, msg = http.StatusConflict, "Your session was changed in another tab at the same time, so this change was not saved. Please reload and try again."
+	default:
+		slog.ErrorContext(r.Context(), "example: session error", "err", err)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	errorPage.Execute(w, msg)
+}
+
+var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Session error</title></head>
+<body><h1>Sorry</h1><p id="error">{{.}}</p><p><a href="/">Back to the start page</a></p></body></html>
+`))
 
 // session returns the request's session, or answers the request itself
 // and returns nil.
@@ -177,6 +208,20 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// addNote appends a note to the session: an easy way to see what happens
+// when a cookie session grows past what a cookie can hold.
+func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
+	s := a.session(w, r)
+	if s == nil {
+		return
+	}
+	note := strings.TrimSpace(r.PostFormValue("note"))
+	if note != "" {
+		s.Update(func(v *Visitor) { v.Notes = append(v.Notes, note) })
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	s := a.session(w, r)
 	if s == nil {
@@ -201,7 +246,14 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
   <button type="submit">Log in</button>
 </form>
 {{end}}
-<p><small>Reload to count visits. Logging in gives the session a new ID; logging out destroys it.</small></p>
+<h2>Notes</h2>
+{{if .Notes}}<ul id="notes">{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{else}}<p>No notes yet.</p>{{end}}
+<form method="post" action="/notes">
+  <label>Note <textarea name="note" rows="2" cols="40"></textarea></label>
+  <button type="submit">Add note</button>
+</form>
+<p><small>Reload to count visits. Logging in gives the session a new ID; logging out destroys it.
+Notes live in the session too: on the cookie backend, enough of them make the session too large for a cookie.</small></p>
 </body>
 </html>
 `))

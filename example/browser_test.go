@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-rod/rod"
+	"github.com/go-rod/rod/lib/launcher"
+	"github.com/go-rod/rod/lib/proto"
+
+	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/cookie"
+)
+
+// These tests drive Debian's headless Chromium through the DevTools
+// protocol, against the example app on a loopback port. Without a browser
+// they skip, saying what to install; SESSIONS_REQUIRE_BROWSER=1 makes that
+// a failure.
+
+func chromium(t *testing.T) *rod.Browser {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		msg := "chromium not found; install it with: apt-get install -y chromium"
+		if os.Getenv("SESSIONS_REQUIRE_BROWSER") == "1" {
+			t.Fatal(msg + " (SESSIONS_REQUIRE_BROWSER=1 makes this a failure)")
+		}
+		t.Skip(msg)
+	}
+	l := launcher.New().Bin(bin).Headless(true).NoSandbox(true).Leakless(false).
+		Set("disable-gpu").Set("no-first-run").Set("disable-background-networking").
+		Set("disable-component-update").Set("disable-sync").Set("disable-quic").
+		UserDataDir(t.TempDir())
+	u, err := l.Launch()
+	if err != nil {
+		t.Fatalf("launching chromium: %v", err)
+	}
+	b := rod.New().ControlURL(u).Timeout(60 * time.Second)
+	if err := b.Connect(); err != nil {
+		l.Kill()
+		t.Fatalf("connecting to chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		b.Close()
+		l.Kill()
+		l.Cleanup()
+	})
+	return b
+}
+
+// serve starts the example app on a loopback port and returns its URL on
+// "localhost", where browsers accept Secure cookies over plain HTTP.
+func serve(t *testing.T, opts ...sessions.Option) string {
+	t.Helper()
+	srv := httptest.NewServer(newApp(cookie.New(bytes.Repeat([]byte("b"), 32)), opts...).routes())
+	t.Cleanup(srv.Close)
+	return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+}
+
+// sessionCookie returns the browser's cookie named name for url, or nil.
+// The DevTools protocol sees HttpOnly cookies, which page scripts cannot.
+func sessionCookie(t *testing.T, page *rod.Page, url, name string) *proto.NetworkCookie {
+	t.Helper()
+	cookies, err := page.Cookies([]string{url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cookies {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func text(t *testing.T, page *rod.Page, selector string) string {
+	t.Helper()
+	el, err := page.Element(selector)
+	if err != nil {
+		t.Fatalf("%s: %v", selector, err)
+	}
+	s, err := el.Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestBrowserVisitsLoginLogout(t *testing.T) {
+	b := chromium(t)
+	url := serve(t)
+	page := b.MustPage(url + "/")
+	defer page.Close()
+	page.MustWaitLoad()
+	if got := text(t, page, "#visits"); !strings.Contains(got, "visited this page 1 time ") {
+		t.Fatalf("first visit: %q", got)
+	}
+	c := sessionCookie(t, page, url, "session")
+	if c == nil {
+		t.Fatal("no session cookie after the first visit")
+	}
+	if !c.HTTPOnly || !c.Secure || c.SameSite != proto.NetworkCookieSameSiteLax || c.Path != "/" {
+		t.Errorf("cookie attributes: HttpOnly=%t Secure=%t SameSite=%s Path=%s", c.HTTPOnly, c.Secure, c.SameSite, c.Path)
+	}
+	// The example keeps sessions for a week: the browser holds the cookie
+	// that long, and not longer.
+	if expires := time.Unix(int64(c.Expires), 0); c.Session || time.Until(expires) < 6*24*time.Hour || time.Until(expires) > 7*24*time.Hour+time.Minute {
+		t.Errorf("cookie expiry: session=%t expires=%v, want a week from now", c.Session, expires)
+	}
+
+	page.MustReload().MustWaitLoad()
+	if got := text(t, page, "#visits"); !strings.Contains(got, "2 times") {
+		t.Fatalf("after a reload: %q", got)
+	}
+
+	before := c.Value
+	page.MustElement("input[name=name]").MustInput("Ada")
+	wait := page.MustWaitNavigation()
+	page.MustElement("form[action='/login'] button").MustClick()
+	wait()
+	page.MustWaitLoad()
+	if got := text(t, page, "h1"); got != "Hello, Ada!" {
+		t.Fatalf("after login: %q", got)
+	}
+	if c := sessionCookie(t, page, url, "session"); c == nil || c.Value == before {
+		t.Errorf("login did not change the session cookie's value")
+	}
+
+	wait = page.MustWaitNavigation()
+	page.MustElement("form[action='/logout'] button").MustClick()
+	wait()
+	page.MustWaitLoad()
+	// The redirect after logout lands on / and starts a new session; what
+	// matters is that the logged-in cookie is gone.
+	if got := text(t, page, "h1"); got != "Hello, visitor!" {
+		t.Errorf("after logout: %q", got)
+	}
+}
+
+func TestBrowserLogoutRemovesCookie(t *testing.T) {
+	b := chromium(t)
+	url := serve(t)
+	page := b.MustPage(url + "/")
+	defer page.Close()
+	page.MustWaitLoad()
+	// Post the logout from a script, so that no redirect follows and the
+	// jar shows what the logout response did.
+	page.MustEval(`() => fetch("/logout", {method: "POST", redirect: "manual"})`)
+	if c := sessionCookie(t, page, url, "session"); c != nil {
+		t.Errorf("the cookie survived logout: %+v", c)
+	}
+}
+
+func TestBrowserHostPrefixCookie(t *testing.T) {
+	b := chromium(t)
+	url := serve(t, sessions.WithCookieName("__Host-session"))
+	page := b.MustPage(url + "/")
+	defer page.Close()
+	page.MustWaitLoad()
+	page.MustReload().MustWaitLoad()
+	if c := sessionCookie(t, page, url, "__Host-session"); c == nil {
+		t.Fatal("the browser refused the __Host- cookie")
+	}
+	if got := text(t, page, "#visits"); !strings.Contains(got, "2 times") {
+		t.Errorf("the __Host- session did not survive a reload: %q", got)
+	}
+}
+
+func TestBrowserOversizedSession(t *testing.T) {
+	b := chromium(t)
+	url := serve(t)
+	page := b.MustPage(url + "/")
+	defer page.Close()
+	page.MustWaitLoad()
+	page.MustElement("textarea[name=note]").MustInput(strings.Repeat("x", 5000))
+	wait := page.MustWaitNavigation()
+	page.MustElement("form[action='/notes'] button").MustClick()
+	wait()
+	page.MustWaitLoad()
+	if got := text(t, page, "#error"); !strings.Contains(got, "too large to keep in a cookie") {
+		t.Fatalf("oversized session: the page says %q", got)
+	}
+	page.MustNavigate(url + "/").MustWaitLoad()
+	if got := text(t, page, "#visits"); !strings.Contains(got, "2 times") {
+		t.Errorf("after the refused note the session reads %q, want it intact", got)
+	}
+}
+
+// TestBrowserSameSiteLax checks what SameSite=Lax promises, with the
+// browser's own account of which cookies each request carried or had
+// blocked (Network.requestWillBeSentExtraInfo). A page on 127.0.0.1 is
+// another site than localhost: its form POST to the app goes without the
+// session cookie, its top-level link with it. A page on another port of
+// localhost is the same site, and its POST carries the cookie.
+func TestBrowserSameSiteLax(t *testing.T) {
+	b := chromium(t)
+	app := serve(t)
+	attacker := func(host string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s/notes"><input name="note" value="from elsewhere"></form>
+<a id="link" href="%s/">visit</a>`, app, app)
+		}))
+		t.Cleanup(srv.Close)
+		return strings.Replace(srv.URL, "127.0.0.1", host, 1)
+	}
+
+	page := b.MustPage(app + "/")
+	defer page.Close()
+	page.MustWaitLoad()
+	if sessionCookie(t, page, app, "session") == nil {
+		t.Fatal("no session to protect")
+	}
+
+	// sent records, per request to the app, whether the session cookie was
+	// sent; only the first event of a request counts, as a redirect reuses
+	// the request ID.
+	var mu sync.Mutex
+	sent := map[proto.NetworkRequestID]bool{}
+	urls := map[proto.NetworkRequestID]string{}
+	methods := map[proto.NetworkRequestID]string{}
+	go page.EachEvent(
+		func(e *proto.NetworkRequestWillBeSent) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, seen := urls[e.RequestID]; !seen {
+				urls[e.RequestID], methods[e.RequestID] = e.Request.URL, e.Request.Method
+			}
+		},
+		func(e *proto.NetworkRequestWillBeSentExtraInfo) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, seen := sent[e.RequestID]; seen {
+				return
+			}
+			ok := false
+			for _, ac := range e.AssociatedCookies {
+				if ac.Cookie != nil && ac.Cookie.Name == "session" && len(ac.BlockedReasons) == 0 {
+					ok = true
+				}
+			}
+			sent[e.RequestID] = ok
+		},
+	)()
+	if err := (proto.NetworkEnable{}).Call(page); err != nil {
+		t.Fatal(err)
+	}
+	// carried returns whether the first request to the app with method and
+	// path carried the session cookie, waiting for its events.
+	carried := func(method, path string) bool {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			for id, u := range urls {
+				if methods[id] == method && strings.HasPrefix(u, app+path) {
+					if ok, known := sent[id]; known {
+						delete(urls, id)
+						mu.Unlock()
+						return ok
+					}
+				}
+			}
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("no %s %s request seen", method, path)
+		return false
+	}
+
+	cross := attacker("127.0.0.1")
+	page.MustNavigate(cross + "/").MustWaitLoad()
+	page.MustEval(`() => document.getElementById("f").submit()`)
+	if carried("POST", "/notes") {
+		t.Errorf("a cross-site form POST carried the session cookie")
+	}
+	page.MustNavigate(cross + "/").MustWaitLoad()
+	page.MustElement("#link").MustClick()
+	if !carried("GET", "/") {
+		t.Errorf("a top-level GET navigation from another site went without the session cookie")
+	}
+
+	same := attacker("localhost")
+	page.MustNavigate(same + "/").MustWaitLoad()
+	page.MustEval(`() => document.getElementById("f").submit()`)
+	if !carried("POST", "/notes") {
+		t.Errorf("a form POST from another port of the same site went without the session cookie")
+	}
+}

@@ -1,0 +1,161 @@
+package sessions_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/memory"
+)
+
+var errInjected = errors.New("injected backend failure")
+
+// faultMode is what a faultyBackend does to every call.
+type faultMode int32
+
+const (
+	healthy faultMode = iota
+	failing           // every call returns errInjected
+	hanging           // every call blocks until its context ends
+	corrupt           // reads return bytes that are not a record
+)
+
+// faultyBackend wraps the memory backend and misbehaves on demand, in the
+// operations named in ops.
+type faultyBackend struct {
+	*memory.Backend
+	mode atomic.Int32
+	ops  atomic.Value // string: the operations that misbehave, "read write remove touch"
+}
+
+func (b *faultyBackend) fault(ctx context.Context, op string) error {
+	if ops, _ := b.ops.Load().(string); !strings.Contains(ops, op) {
+		return nil
+	}
+	switch faultMode(b.mode.Load()) {
+	case failing:
+		return errInjected
+	case hanging:
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (b *faultyBackend) ReadVersioned(ctx context.Context, token string) ([]byte, uint64, bool, error) {
+	if err := b.fault(ctx, "read"); err != nil {
+		return nil, 0, false, err
+	}
+	data, v, found, err := b.Backend.ReadVersioned(ctx, token)
+	if ops, _ := b.ops.Load().(string); found && faultMode(b.mode.Load()) == corrupt && strings.Contains(ops, "read") {
+		data = bytes.Repeat([]byte{0xff}, len(data))
+	}
+	return data, v, found, err
+}
+
+func (b *faultyBackend) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, v uint64) (string, error) {
+	if err := b.fault(ctx, "write"); err != nil {
+		return "", err
+	}
+	return b.Backend.WriteIfVersion(ctx, id, data, ttl, v)
+}
+
+func (b *faultyBackend) Remove(ctx context.Context, token string) error {
+	if err := b.fault(ctx, "remove"); err != nil {
+		return err
+	}
+	return b.Backend.Remove(ctx, token)
+}
+
+func (b *faultyBackend) Touch(ctx context.Context, token string, ttl time.Duration) error {
+	if err := b.fault(ctx, "touch"); err != nil {
+		return err
+	}
+	return b.Backend.Touch(ctx, token, ttl)
+}
+
+// TestBackendFaults injects failures, hangs past the request deadline and
+// corrupt records: each reaches the error handler as a 5xx (corrupt data
+// gives a fresh session and a logged reason instead), the next healthy
+// request works, and no goroutine is left behind.
+func TestBackendFaults(t *testing.T) {
+	tests := []struct {
+		name       string
+		mode       faultMode
+		ops        string
+		path       string
+		wantErr    error // nil: the request succeeds
+		wantLogged string
+	}{
+		{"read fails", failing, "read", "/read", errInjected, ""},
+		{"write fails", failing, "write", "/visit", errInjected, ""},
+		{"logout's remove fails", failing, "remove", "/logout", errInjected, ""},
+		{"idle-timeout touch fails", failing, "touch", "/read", errInjected, ""},
+		{"read hangs past the deadline", hanging, "read", "/read", context.DeadlineExceeded, ""},
+		{"write hangs past the deadline", hanging, "write", "/visit", context.DeadlineExceeded, ""},
+		{"touch hangs past the deadline", hanging, "touch", "/read", context.DeadlineExceeded, ""},
+		{"corrupt record", corrupt, "read", "/read", nil, "malformed session record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			baseline := runtime.NumGoroutine()
+			store := memory.New(memory.WithSweepInterval(0))
+			b := &faultyBackend{Backend: store}
+			var handled []error
+			var logs strings.Builder
+			m := sessions.New[profile](b, sessions.WithAutoload(), sessions.WithIdleTimeout(time.Hour),
+				sessions.WithLogger(newDebugLogger(&logs)),
+				sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+					handled = append(handled, err)
+					http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+				}))
+			h := routes(m, standardActs)
+			br := &browser{t: t, h: h}
+			br.do("GET", "/visit")
+			good := br.cookie
+
+			b.ops.Store(tt.ops)
+			b.mode.Store(int32(tt.mode))
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			req := httptest.NewRequest(http.MethodGet, "https://example.com"+tt.path, nil).WithContext(ctx)
+			req.AddCookie(&http.Cookie{Name: good.Name, Value: good.Value})
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+
+			if tt.wantErr != nil {
+				if rec.Code != http.StatusServiceUnavailable || len(handled) != 1 || !errors.Is(handled[0], tt.wantErr) {
+					t.Fatalf("status %d, error handler saw %v; want 503 and %v", rec.Code, handled, tt.wantErr)
+				}
+			} else if rec.Code != http.StatusOK || !strings.HasSuffix(rec.Body.String(), "new=true") {
+				t.Fatalf("status %d %q; want a fresh session", rec.Code, rec.Body)
+			}
+			if !strings.Contains(logs.String(), tt.wantLogged) {
+				t.Errorf("log %q lacks %q", logs.String(), tt.wantLogged)
+			}
+
+			b.mode.Store(int32(healthy))
+			br.cookie = good
+			if res := br.do("GET", "/visit"); res.StatusCode != http.StatusOK {
+				t.Errorf("the next healthy request: status %d", res.StatusCode)
+			}
+
+			store.Close()
+			for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > baseline; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d goroutines, %d before the test", runtime.NumGoroutine(), baseline)
+				}
+				runtime.Gosched()
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+}
