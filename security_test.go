@@ -77,7 +77,9 @@ func TestHostileInputs(t *testing.T) {
 			}
 			return []string{strings.Join(append(parts, "session="+s.valid.Value), "; ")}
 		}},
-		{name: "CR/LF in the value", header: func(t *testing.T, s setup) []string { return []string{"session=" + s.valid.Value[:10] + "\r\nX-Evil: 1"} }},
+		{name: "CR/LF in the value", header: func(t *testing.T, s setup) []string {
+			return []string{"session=" + s.valid.Value[:10] + "\r\nX-Evil: 1"}
+		}},
 		{name: "non-ASCII in the value", header: func(t *testing.T, s setup) []string { return []string{"session=" + s.valid.Value + "\xff\xfe"} }},
 		{name: "NUL in the value", header: func(t *testing.T, s setup) []string { return []string{"session=\x00" + s.valid.Value} }},
 	}
