@@ -241,8 +241,31 @@ func writeMarkdown(w io.Writer, r *results) {
 	}
 }
 
-// palette gives each variant a color that stays the same across scenarios.
-var palette = []string{"#9e9e9e", "#5d4037", "#8d6e63", "#1565c0", "#42a5f5", "#2e7d32", "#e65100", "#ff9800", "#c62828", "#6a1b9a"}
+// colorOf gives each library one color, whatever the scenario or store:
+// this library blue, the floors grey, gorilla orange, scs red.
+func colorOf(variant string) string {
+	switch {
+	case variant == "bare":
+		return "#cfcfcf"
+	case strings.HasPrefix(variant, "floor"):
+		return "#8c8c8c"
+	case strings.HasPrefix(variant, "starsessions"):
+		return "#1565c0"
+	case strings.HasPrefix(variant, "gorilla"):
+		return "#ef6c00"
+	case strings.HasPrefix(variant, "scs"):
+		return "#c62828"
+	}
+	return "#6a1b9a"
+}
+
+// inProcess reports whether a variant keeps sessions without a database
+// round trip; those are charted on a scale of their own, which the
+// database variants' tens of microseconds would otherwise flatten.
+func inProcess(variant string) bool {
+	k := kindOf(variant)
+	return k == "cookie" || k == "memory"
+}
 
 func writeSVG(w io.Writer, r *results) {
 	const (
@@ -251,41 +274,55 @@ func writeSVG(w io.Writer, r *results) {
 		right    = 90
 		barH     = 14
 		gap      = 4
-		groupGap = 26
-		top      = 50
+		groupGap = 30
+		top      = 56
 	)
-	var maxNS float64
-	for _, c := range r.cells {
-		maxNS = max(maxNS, median(c.ns))
+	type panel struct {
+		title    string
+		scenario string
+		variants []string
+		maxNS    float64
 	}
-	height := top
+	var panels []panel
 	for _, s := range r.scenarios {
-		height += groupGap
-		for _, v := range r.variants {
-			if r.cells[[2]string{s, v}] != nil {
-				height += barH + gap
+		for _, local := range []bool{true, false} {
+			p := panel{scenario: s, title: s + ", in process (cookie, memory)"}
+			if !local {
+				p.title = s + ", over the network (Redis, PostgreSQL)"
+			}
+			for _, v := range r.variants {
+				c := r.cells[[2]string{s, v}]
+				if c == nil || inProcess(v) != local && v != "bare" || v == "bare" && !local {
+					continue
+				}
+				p.variants = append(p.variants, v)
+				p.maxNS = max(p.maxNS, median(c.ns))
+			}
+			if len(p.variants) > 0 {
+				panels = append(panels, p)
 			}
 		}
 	}
+	height := top
+	for _, p := range panels {
+		height += groupGap + len(p.variants)*(barH+gap)
+	}
 	height += 20
-	scale := float64(width-left-right) / maxNS
 	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(w, `<text x="10" y="20" font-size="15" font-weight="bold">Time per request (median ns/op, lower is better)</text>`+"\n")
-	fmt.Fprintf(w, `<text x="10" y="38" fill="#555">%s</text>`+"\n", html.EscapeString(r.cpu))
+	fmt.Fprintf(w, `<text x="10" y="38" fill="#555">%s/%s, %s. Blue: starsessions; grey: hand-written floors; orange: gorilla/sessions; red: scs. Each panel has its own scale.</text>`+"\n",
+		html.EscapeString(r.goos), html.EscapeString(r.goarch), html.EscapeString(r.cpu))
 	y := top
-	for _, s := range r.scenarios {
+	for _, p := range panels {
 		y += groupGap
-		fmt.Fprintf(w, `<text x="10" y="%d" font-weight="bold">%s</text>`+"\n", y-6, html.EscapeString(s))
-		for i, v := range r.variants {
-			c := r.cells[[2]string{s, v}]
-			if c == nil {
-				continue
-			}
-			ns := median(c.ns)
+		fmt.Fprintf(w, `<text x="10" y="%d" font-weight="bold">%s</text>`+"\n", y-8, html.EscapeString(p.title))
+		scale := float64(width-left-right) / p.maxNS
+		for _, v := range p.variants {
+			ns := median(r.cells[[2]string{p.scenario, v}].ns)
 			bw := int(ns * scale)
 			fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-6, y+barH-3, html.EscapeString(v))
-			fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`+"\n", left, y, max(bw, 1), barH, palette[i%len(palette)])
+			fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`+"\n", left, y, max(bw, 1), barH, colorOf(v))
 			fmt.Fprintf(w, `<text x="%d" y="%d">%.1f µs</text>`+"\n", left+bw+4, y+barH-3, ns/1000)
 			y += barH + gap
 		}
