@@ -12,7 +12,9 @@ import (
 
 // FuzzMiddleware sends arbitrary Cookie headers through the whole stack,
 // over the cookie and memory backends: every request gets a 200 and a
-// session, and only a cookie the server issued loads one that is not new.
+// session, and a session that is not new holds exactly what the server
+// stored (one visit). Any cookie this test's secret signed counts as
+// issued, since fuzz workers each issue their own.
 func FuzzMiddleware(f *testing.F) {
 	mem := memory.New()
 	f.Cleanup(func() { mem.Close() })
@@ -41,8 +43,8 @@ func FuzzMiddleware(f *testing.F) {
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status %d for Cookie %q", rec.Code, header)
 			}
-			if !strings.HasSuffix(rec.Body.String(), "new=true") && !strings.Contains(header, tg.valid) {
-				t.Fatalf("Cookie %q loaded a session without the issued token", header)
+			if body := rec.Body.String(); !strings.HasSuffix(body, "new=true") && !strings.Contains(body, "visits=1 ") {
+				t.Fatalf("Cookie %q loaded a session the server never stored: %q", header, body)
 			}
 		}
 	})

@@ -17,7 +17,6 @@ import (
 	"github.com/starsessions/sessions"
 	"github.com/starsessions/sessions/postgres"
 	sredis "github.com/starsessions/sessions/redis"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // RedisVariants returns the variants that keep sessions on the Redis
@@ -27,7 +26,17 @@ func RedisVariants(addr string) []Variant {
 	return []Variant{
 		{"floor-redis", func() Instance {
 			client := goredis.NewClient(&goredis.Options{Addr: addr})
-			return Instance{Handler: func(s Scenario) http.Handler { return floorRedisHandler(client, s) }, Close: func() { client.Close() }}
+			load := func(ctx context.Context, token string) ([]byte, error) {
+				data, err := client.Get(ctx, "floor:"+token).Bytes()
+				if err == goredis.Nil {
+					return nil, nil
+				}
+				return data, err
+			}
+			save := func(ctx context.Context, token string, payload []byte) error {
+				return client.Set(ctx, "floor:"+token, payload, 24*time.Hour).Err()
+			}
+			return Instance{Handler: func(s Scenario) http.Handler { return floorServerSide(load, save, s) }, Close: func() { client.Close() }}
 		}},
 		{"starsessions-redis-msgpack", func() Instance {
 			client := goredis.NewClient(&goredis.Options{Addr: addr})
@@ -43,42 +52,6 @@ func RedisVariants(addr string) []Variant {
 			return Instance{Handler: func(s Scenario) http.Handler { return scsHandler(sm, s) }, Close: func() { pool.Close() }}
 		}},
 	}
-}
-
-// floorRedisHandler is the least a Redis session needs: one GET to load
-// msgpack bytes under the token, one SET to store them.
-func floorRedisHandler(client *goredis.Client, s Scenario) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var v Session
-		var token string
-		if c, err := r.Cookie("session"); err == nil {
-			data, err := client.Get(r.Context(), "floor:"+c.Value).Bytes()
-			if err != nil && err != goredis.Nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			if err == nil && msgpack.Unmarshal(data, &v) == nil {
-				token = c.Value
-			}
-		}
-		Work(s, &v)
-		if s != Read {
-			payload, err := msgpack.Marshal(&v)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			if token == "" {
-				token = sessions.NewID()
-				http.SetCookie(w, &http.Cookie{Name: "session", Value: token, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
-			}
-			if err := client.Set(r.Context(), "floor:"+token, payload, 24*time.Hour).Err(); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		}
-		w.Write(Body(&v))
-	})
 }
 
 // PostgresVariants returns the variants that keep sessions in the
@@ -108,7 +81,19 @@ func PostgresVariants(dsn string) ([]Variant, error) {
 	return []Variant{
 		{"floor-postgres", func() Instance {
 			pool, _ := pgxpool.New(ctx, dsn)
-			return Instance{Handler: func(s Scenario) http.Handler { return floorPostgresHandler(pool, s) }, Close: pool.Close}
+			load := func(ctx context.Context, token string) ([]byte, error) {
+				var data []byte
+				err := pool.QueryRow(ctx, `SELECT data FROM floor_sessions WHERE token = $1`, token).Scan(&data)
+				if err == pgx.ErrNoRows {
+					return nil, nil
+				}
+				return data, err
+			}
+			save := func(ctx context.Context, token string, payload []byte) error {
+				_, err := pool.Exec(ctx, `INSERT INTO floor_sessions (token, data) VALUES ($1, $2) ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data`, token, payload)
+				return err
+			}
+			return Instance{Handler: func(s Scenario) http.Handler { return floorServerSide(load, save, s) }, Close: pool.Close}
 		}},
 		{"starsessions-postgres-msgpack", func() Instance {
 			pool, _ := pgxpool.New(ctx, dsn)
@@ -134,42 +119,4 @@ func mustConfig(dsn string) *pgx.ConnConfig {
 		panic(err)
 	}
 	return c
-}
-
-// floorPostgresHandler is the least a PostgreSQL session needs: one SELECT
-// to load msgpack bytes under the token, one upsert to store them.
-func floorPostgresHandler(pool *pgxpool.Pool, s Scenario) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var v Session
-		var token string
-		if c, err := r.Cookie("session"); err == nil {
-			var data []byte
-			err := pool.QueryRow(r.Context(), `SELECT data FROM floor_sessions WHERE token = $1`, c.Value).Scan(&data)
-			if err != nil && err != pgx.ErrNoRows {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			if err == nil && msgpack.Unmarshal(data, &v) == nil {
-				token = c.Value
-			}
-		}
-		Work(s, &v)
-		if s != Read {
-			payload, err := msgpack.Marshal(&v)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			if token == "" {
-				token = sessions.NewID()
-				http.SetCookie(w, &http.Cookie{Name: "session", Value: token, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
-			}
-			_, err = pool.Exec(r.Context(), `INSERT INTO floor_sessions (token, data) VALUES ($1, $2) ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data`, token, payload)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		}
-		w.Write(Body(&v))
-	})
 }

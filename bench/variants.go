@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -188,15 +189,34 @@ func floorCookieHandler(s Scenario) http.Handler {
 // random token to msgpack bytes, written by hand.
 func floorMemory() Instance {
 	var store sync.Map
-	return Instance{Handler: func(s Scenario) http.Handler { return floorMemoryHandler(&store, s) }, Close: func() {}}
+	load := func(_ context.Context, token string) ([]byte, error) {
+		if data, ok := store.Load(token); ok {
+			return data.([]byte), nil
+		}
+		return nil, nil
+	}
+	save := func(_ context.Context, token string, payload []byte) error {
+		store.Store(token, payload)
+		return nil
+	}
+	return Instance{Handler: func(s Scenario) http.Handler { return floorServerSide(load, save, s) }, Close: func() {}}
 }
 
-func floorMemoryHandler(floorStore *sync.Map, s Scenario) http.Handler {
+// floorServerSide is the handler of every server-side floor: load the
+// msgpack bytes under the cookie's token (nil when there are none), do the
+// scenario's work, store the bytes back under a random token for a new
+// session.
+func floorServerSide(load func(ctx context.Context, token string) ([]byte, error), save func(ctx context.Context, token string, payload []byte) error, s Scenario) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var v Session
 		var token string
 		if c, err := r.Cookie("session"); err == nil {
-			if data, ok := floorStore.Load(c.Value); ok && msgpack.Unmarshal(data.([]byte), &v) == nil {
+			data, err := load(r.Context(), c.Value)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if data != nil && msgpack.Unmarshal(data, &v) == nil {
 				token = c.Value
 			}
 		}
@@ -213,7 +233,10 @@ func floorMemoryHandler(floorStore *sync.Map, s Scenario) http.Handler {
 				token = base64.RawURLEncoding.EncodeToString(id[:])
 				http.SetCookie(w, &http.Cookie{Name: "session", Value: token, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 			}
-			floorStore.Store(token, payload)
+			if err := save(r.Context(), token, payload); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
 		}
 		w.Write(Body(&v))
 	})

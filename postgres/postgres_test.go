@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -165,70 +163,16 @@ func TestBackgroundCleanupStopsOnClose(t *testing.T) {
 	}
 }
 
-type visits struct {
-	User  string
-	Count int
-}
-
-func app(m *sessions.Manager[visits]) http.Handler {
-	return m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := m.Get(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		switch r.URL.Path {
-		case "/inc":
-			s.Update(func(v *visits) { v.Count++ })
-		case "/login":
-			s.Regenerate()
-			s.Update(func(v *visits) { v.User = "ann" })
-		case "/logout":
-			s.Destroy()
-		}
-		fmt.Fprintf(w, "%s:%d", s.Value().User, s.Value().Count)
-	}))
-}
-
-func do(h http.Handler, path string, c *http.Cookie) (*httptest.ResponseRecorder, *http.Cookie) {
-	req := httptest.NewRequest(http.MethodPost, "https://example.com"+path, nil)
-	if c != nil {
-		req.AddCookie(c)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	for _, nc := range rec.Result().Cookies() {
-		if nc.MaxAge < 0 {
-			return rec, nil
-		}
-		c = nc
-	}
-	return rec, c
-}
-
 func TestTwoAppServers(t *testing.T) {
 	poolA, poolB := newPool(t), newPool(t)
-	b, table := newBackend(t, poolA)
-	a := app(sessions.New[visits](b))
-	other := New(poolB, WithTable(table), WithCleanupInterval(0))
-	defer other.Close()
-	bh := app(sessions.New[visits](other))
-	_, c := do(a, "/login", nil)
-	if rec, _ := do(bh, "/inc", c); rec.Body.String() != "ann:1" {
-		t.Fatalf("server B sees %q after login on A", rec.Body)
-	}
-	if rec, _ := do(a, "/read", c); rec.Body.String() != "ann:1" {
-		t.Fatalf("server A sees %q after B's change", rec.Body)
-	}
-	do(bh, "/logout", c)
-	if rec, _ := do(a, "/read", c); rec.Body.String() != ":0" {
-		t.Errorf("server A sees %q after logout on B", rec.Body)
-	}
+	a, table := newBackend(t, poolA)
+	b := New(poolB, WithTable(table), WithCleanupInterval(0))
+	defer b.Close()
+	sessionstest.SharedStore(t, a, b)
 }
 
-// TestServerDown stops PostgreSQL in the middle of a test: requests get the
-// error handler's 5xx, and once it is back they work again with the same
-// pool and manager.
+// TestServerDown stops PostgreSQL in the middle of a test; its data
+// survives the restart.
 func TestServerDown(t *testing.T) {
 	if serverErr != nil {
 		testserver.Skip(t, serverErr)
@@ -248,33 +192,7 @@ func TestServerDown(t *testing.T) {
 	if err := b.CreateTable(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var handled atomic.Value
-	h := app(sessions.New[visits](b, sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
-		handled.Store(err)
-		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
-	})))
-	_, c := do(h, "/inc", nil)
-
-	if err := srv.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range []string{"/read", "/inc"} {
-		if rec, _ := do(h, path, c); rec.Code < 500 {
-			t.Errorf("%s with PostgreSQL down: status %d, want 5xx", path, rec.Code)
-		}
-	}
-	if rec, _ := do(h, "/inc", nil); rec.Code != http.StatusServiceUnavailable || handled.Load() == nil {
-		t.Errorf("save with PostgreSQL down: status %d, error handler saw %v", rec.Code, handled.Load())
-	}
-
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The data survived the restart: the session goes on where it was.
-	rec, _ := do(h, "/inc", c)
-	if rec.Code != http.StatusOK || rec.Body.String() != ":2" {
-		t.Errorf("after PostgreSQL came back: %d %q, want :2", rec.Code, rec.Body)
-	}
+	sessionstest.Outage(t, b, srv.Stop, srv.Start, true)
 }
 
 func TestDeadlineHonoured(t *testing.T) {

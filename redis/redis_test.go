@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -133,73 +131,15 @@ func TestKeyIsHashOfToken(t *testing.T) {
 	}
 }
 
-// visits is the session type of the application tests.
-type visits struct {
-	User  string
-	Count int
-}
-
-// app is a tiny application: /inc counts, /login sets the user, /logout
-// destroys, anything else reads.
-func app(m *sessions.Manager[visits]) http.Handler {
-	return m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := m.Get(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		switch r.URL.Path {
-		case "/inc":
-			s.Update(func(v *visits) { v.Count++ })
-		case "/login":
-			s.Regenerate()
-			s.Update(func(v *visits) { v.User = "ann" })
-		case "/logout":
-			s.Destroy()
-		}
-		fmt.Fprintf(w, "%s:%d", s.Value().User, s.Value().Count)
-	}))
-}
-
-func do(h http.Handler, path string, c *http.Cookie) (*httptest.ResponseRecorder, *http.Cookie) {
-	req := httptest.NewRequest(http.MethodPost, "https://example.com"+path, nil)
-	if c != nil {
-		req.AddCookie(c)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	for _, nc := range rec.Result().Cookies() {
-		if nc.MaxAge < 0 {
-			return rec, nil
-		}
-		c = nc
-	}
-	return rec, c
-}
-
 // TestTwoAppServers runs two managers, standing for two application
-// servers, on one Redis: a session made on one is read and changed on the
-// other, and a logout on either is a logout on both.
+// servers, on one Redis.
 func TestTwoAppServers(t *testing.T) {
 	prefix := newPrefix()
-	a := app(sessions.New[visits](New(singleClient(t), WithPrefix(prefix))))
-	b := app(sessions.New[visits](New(singleClient(t), WithPrefix(prefix))))
-	_, c := do(a, "/login", nil)
-	if rec, _ := do(b, "/inc", c); rec.Body.String() != "ann:1" {
-		t.Fatalf("server B sees %q after login on A", rec.Body)
-	}
-	if rec, _ := do(a, "/read", c); rec.Body.String() != "ann:1" {
-		t.Fatalf("server A sees %q after B's change", rec.Body)
-	}
-	do(b, "/logout", c)
-	if rec, _ := do(a, "/read", c); rec.Body.String() != ":0" {
-		t.Errorf("server A sees %q after logout on B", rec.Body)
-	}
+	sessionstest.SharedStore(t, New(singleClient(t), WithPrefix(prefix)), New(singleClient(t), WithPrefix(prefix)))
 }
 
-// TestServerDown stops Redis in the middle of a test: requests get the
-// error handler's 5xx, and once Redis is back they work again without a
-// new client or manager.
+// TestServerDown stops Redis in the middle of a test. Persistence is off,
+// so Redis comes back empty.
 func TestServerDown(t *testing.T) {
 	if singleErr != nil {
 		testserver.Skip(t, singleErr)
@@ -211,39 +151,8 @@ func TestServerDown(t *testing.T) {
 	defer srv.Close()
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: 1})
 	defer client.Close()
-	var handled atomic.Value
-	m := sessions.New[visits](New(client), sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
-		handled.Store(err)
-		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
-	}))
-	h := app(m)
-	_, c := do(h, "/inc", nil)
-
-	srv.Stop()
-	for _, path := range []string{"/read", "/inc"} {
-		rec, _ := do(h, path, c)
-		if rec.Code < 500 {
-			t.Errorf("%s with Redis down: status %d, want 5xx", path, rec.Code)
-		}
-	}
-	// A new visitor's session is not stored until it changes: saving it
-	// must fail through the error handler, never as a silent 200.
-	if rec, _ := do(h, "/inc", nil); rec.Code != http.StatusServiceUnavailable || handled.Load() == nil {
-		t.Errorf("save with Redis down: status %d, error handler saw %v", rec.Code, handled.Load())
-	}
-
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Redis lost its data (persistence is off): the old cookie now names
-	// nothing, and the request gets a new session.
-	rec, c2 := do(h, "/inc", c)
-	if rec.Code != http.StatusOK || rec.Body.String() != ":1" {
-		t.Fatalf("after Redis came back: %d %q", rec.Code, rec.Body)
-	}
-	if rec, _ := do(h, "/inc", c2); rec.Body.String() != ":2" {
-		t.Errorf("the session made after the outage reads %q", rec.Body)
-	}
+	stop := func() error { srv.Stop(); return nil }
+	sessionstest.Outage(t, New(client), stop, srv.Start, false)
 }
 
 // TestDeadlineHonoured freezes Redis: a request whose context has a
