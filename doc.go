@@ -70,9 +70,14 @@
 // # Backends
 //
 // Subpackages provide backends: cookie keeps the session in a signed cookie
-// (nothing on the server), memory keeps it in the process. A backend stores
-// bytes under tokens and is easy to write; see the example of a
-// user-written backend. Server-side backends store records under
+// (nothing on the server), memory keeps it in the process. The modules
+// github.com/starsessions/sessions/redis and
+// github.com/starsessions/sessions/postgres keep it in Redis (single
+// server, Sentinel or Cluster) or PostgreSQL, for applications that run on
+// more than one machine; they are separate modules so that this one never
+// depends on a database client. A backend stores bytes under tokens and is
+// easy to write; see the example of a user-written backend, and run the
+// conformance suite in package sessionstest against it. Server-side backends store records under
 // [HashToken] of the token, check incoming tokens with [ValidID] before
 // looking them up, and may offer optional capabilities: [Toucher] and
 // [TokenRotator].
