@@ -106,6 +106,9 @@ func (msgpackCodec) AppendMarshal(dst []byte, v any) ([]byte, error) {
 }
 
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
+	if err := checkMsgpack(data); err != nil {
+		return err
+	}
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	d.r.Reset(data)
 	d.dec.ResetReader(&d.r) // keeps the decoder's options

@@ -1,10 +1,13 @@
 package sessions
 
 import (
+	"bytes"
 	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // FuzzCookieValue feeds arbitrary Cookie headers to the middleware's
@@ -74,15 +77,29 @@ func FuzzCodecs(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("null"))
-	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff}) // msgpack map claiming 4 billion entries
+	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff})                                      // msgpack map claiming 4 billion entries
+	f.Add([]byte{0x81, 0xa5, 'R', 'o', 'l', 'e', 's', 0xdd, 0xff, 0xff, 0xff, 0xff}) // 4 billion roles claimed
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The bounds check may refuse only what msgpack itself cannot
+		// read, never what it can.
+		if checkMsgpack(b) == nil {
+			if err := msgpack.NewDecoder(bytes.NewReader(b)).Skip(); err != nil {
+				t.Fatalf("checkMsgpack accepted %x, which msgpack cannot skip: %v", b, err)
+			}
+		}
 		for _, c := range []Codec{JSON, Msgpack} {
 			var v fuzzProfile
 			if c.Unmarshal(b, &v) != nil {
 				continue
 			}
-			if _, err := c.Marshal(&v); err != nil {
+			out, err := c.Marshal(&v)
+			if err != nil {
 				t.Fatalf("%T: decoded %+v but cannot encode it: %v", c, v, err)
+			}
+			if c == Msgpack {
+				if err := checkMsgpack(out); err != nil {
+					t.Fatalf("checkMsgpack refused the encoder's own output %x: %v", out, err)
+				}
 			}
 		}
 	})
