@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -190,4 +192,43 @@ func TestDeadlineHonoured(t *testing.T) {
 func isTimeout(err error) bool {
 	var te interface{ Timeout() bool }
 	return errors.As(err, &te) && te.Timeout()
+}
+
+// TestReadOnlyReplica points the backend at a replica, as a client may be
+// during a failover: saves fail with Redis's READONLY error, which reaches
+// the error handler as a 5xx; reads still work.
+func TestReadOnlyReplica(t *testing.T) {
+	if singleErr != nil {
+		testserver.Skip(t, singleErr)
+	}
+	replica, err := testserver.StartRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	client := goredis.NewClient(&goredis.Options{Addr: replica.Addr})
+	defer client.Close()
+	host, port, _ := strings.Cut(single.Addr, ":")
+	if err := client.SlaveOf(context.Background(), host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := New(client, WithPrefix(newPrefix()))
+	_, err = b.WriteIfVersion(context.Background(), sessions.NewID(), []byte("x"), time.Minute, 0)
+	if err == nil || !strings.Contains(err.Error(), "READONLY") {
+		t.Fatalf("a write to a replica: err = %v, want READONLY", err)
+	}
+	var handled error
+	m := sessions.New[struct{ N int }](b, sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+		handled = err
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	}))
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := m.Get(r)
+		s.Data().N++
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://example.com/", nil))
+	if rec.Code != http.StatusServiceUnavailable || handled == nil || !strings.Contains(handled.Error(), "READONLY") {
+		t.Errorf("a save on a replica: status %d, error handler saw %v", rec.Code, handled)
+	}
 }

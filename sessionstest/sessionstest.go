@@ -90,6 +90,7 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerLifetime", stateful: true, run: testManagerLifetime},
 		{name: "ManagerIdleTimeout", stateful: true, run: testManagerIdle},
 		{name: "ManagerConcurrentUpdates", stateful: true, run: testManagerConcurrentUpdates},
+		{name: "ManagerHostileCookies", run: testManagerHostileCookies},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -603,5 +604,51 @@ func testManagerConcurrentUpdates(t *testing.T, s env) {
 	}
 	if got, want := c.get("/read"), "/"+strconv.Itoa(workers*requests)+"/t"; got != want {
 		t.Errorf("after %d concurrent increments the session reads %q, want %q", workers*requests, got, want)
+	}
+}
+
+// testManagerHostileCookies sends what an attacker would: none of it may
+// reach a session, cause an error, or get a client-chosen token adopted.
+func testManagerHostileCookies(t *testing.T, s env) {
+	m := sessions.New[suiteSession](s.Backend)
+	h := app(m)
+	victim := newClient(t, h)
+	victim.get("/login")
+	valid := victim.cookie.Value
+	flipped := []byte(valid)
+	flipped[len(flipped)/2] ^= 1
+	chosen := sessions.NewID()
+	cases := map[string]string{
+		"forged":                     "session=" + string(flipped),
+		"unknown token":              "session=" + chosen,
+		"oversized":                  "session=" + strings.Repeat("A", 8000),
+		"CR/LF":                      "session=" + valid[:8] + "\r\nX-Evil: 1",
+		"non-ASCII":                  "session=" + valid + "\xff",
+		"many cookies, forged first": strings.Repeat("session="+sessions.NewID()+"; ", 40) + "session=" + valid,
+	}
+	for name, header := range cases {
+		req := httptest.NewRequest(http.MethodGet, "https://example.com/inc", nil)
+		req.Header["Cookie"] = []string{header}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("%s: status %d", name, rec.Code)
+			continue
+		}
+		if got := rec.Body.String(); got != "/1/" {
+			t.Errorf("%s: the request saw %q, want a fresh session", name, got)
+		}
+		for _, c := range rec.Result().Cookies() {
+			if strings.Contains(header, c.Value) {
+				t.Errorf("%s: the client's token was adopted", name)
+			}
+		}
+	}
+	if s.stateless {
+		return
+	}
+	// The unknown token was not stored under the client's choice.
+	if got := read(t, s.Backend, chosen); got != nil {
+		t.Errorf("a record exists under the token the client chose")
 	}
 }
