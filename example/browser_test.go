@@ -65,6 +65,15 @@ func serve(t *testing.T, opts ...sessions.Option) string {
 	return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 }
 
+// open opens url in a new tab and waits for it to load.
+func open(t *testing.T, b *rod.Browser, url string) *rod.Page {
+	t.Helper()
+	page := b.MustPage(url)
+	t.Cleanup(func() { page.Close() })
+	page.MustWaitLoad()
+	return page
+}
+
 // sessionCookie returns the browser's cookie named name for url, or nil.
 // The DevTools protocol sees HttpOnly cookies, which page scripts cannot.
 func sessionCookie(t *testing.T, page *rod.Page, url, name string) *proto.NetworkCookie {
@@ -97,9 +106,7 @@ func text(t *testing.T, page *rod.Page, selector string) string {
 func TestBrowserVisitsLoginLogout(t *testing.T) {
 	b := chromium(t)
 	url := serve(t)
-	page := b.MustPage(url + "/")
-	defer page.Close()
-	page.MustWaitLoad()
+	page := open(t, b, url+"/")
 	if got := text(t, page, "#visits"); !strings.Contains(got, "visited this page 1 time ") {
 		t.Fatalf("first visit: %q", got)
 	}
@@ -148,9 +155,7 @@ func TestBrowserVisitsLoginLogout(t *testing.T) {
 func TestBrowserLogoutRemovesCookie(t *testing.T) {
 	b := chromium(t)
 	url := serve(t)
-	page := b.MustPage(url + "/")
-	defer page.Close()
-	page.MustWaitLoad()
+	page := open(t, b, url+"/")
 	// Post the logout from a script, so that no redirect follows and the
 	// jar shows what the logout response did.
 	page.MustEval(`() => fetch("/logout", {method: "POST", redirect: "manual"})`)
@@ -162,9 +167,7 @@ func TestBrowserLogoutRemovesCookie(t *testing.T) {
 func TestBrowserHostPrefixCookie(t *testing.T) {
 	b := chromium(t)
 	url := serve(t, sessions.WithCookieName("__Host-session"))
-	page := b.MustPage(url + "/")
-	defer page.Close()
-	page.MustWaitLoad()
+	page := open(t, b, url+"/")
 	page.MustReload().MustWaitLoad()
 	if c := sessionCookie(t, page, url, "__Host-session"); c == nil {
 		t.Fatal("the browser refused the __Host- cookie")
@@ -177,9 +180,7 @@ func TestBrowserHostPrefixCookie(t *testing.T) {
 func TestBrowserOversizedSession(t *testing.T) {
 	b := chromium(t)
 	url := serve(t)
-	page := b.MustPage(url + "/")
-	defer page.Close()
-	page.MustWaitLoad()
+	page := open(t, b, url+"/")
 	page.MustElement("textarea[name=note]").MustInput(strings.Repeat("x", 5000))
 	wait := page.MustWaitNavigation()
 	page.MustElement("form[action='/notes'] button").MustClick()
@@ -213,9 +214,7 @@ func TestBrowserSameSiteLax(t *testing.T) {
 		return strings.Replace(srv.URL, "127.0.0.1", host, 1)
 	}
 
-	page := b.MustPage(app + "/")
-	defer page.Close()
-	page.MustWaitLoad()
+	page := open(t, b, app+"/")
 	if sessionCookie(t, page, app, "session") == nil {
 		t.Fatal("no session to protect")
 	}

@@ -133,6 +133,21 @@ func TestKeyIsHashOfToken(t *testing.T) {
 	}
 }
 
+// privateRedis starts a server of the test's own, for tests that stop,
+// freeze or reconfigure it.
+func privateRedis(t *testing.T) *testserver.Redis {
+	t.Helper()
+	if singleErr != nil {
+		testserver.Skip(t, singleErr)
+	}
+	srv, err := testserver.StartRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // TestTwoAppServers runs two managers, standing for two application
 // servers, on one Redis.
 func TestTwoAppServers(t *testing.T) {
@@ -143,14 +158,7 @@ func TestTwoAppServers(t *testing.T) {
 // TestServerDown stops Redis in the middle of a test. Persistence is off,
 // so Redis comes back empty.
 func TestServerDown(t *testing.T) {
-	if singleErr != nil {
-		testserver.Skip(t, singleErr)
-	}
-	srv, err := testserver.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := privateRedis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: 1})
 	defer client.Close()
 	stop := func() error { srv.Stop(); return nil }
@@ -160,14 +168,7 @@ func TestServerDown(t *testing.T) {
 // TestDeadlineHonoured freezes Redis: a request whose context has a
 // deadline fails at the deadline, not when the client's own timeouts end.
 func TestDeadlineHonoured(t *testing.T) {
-	if singleErr != nil {
-		testserver.Skip(t, singleErr)
-	}
-	srv, err := testserver.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := privateRedis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, ReadTimeout: time.Minute, ContextTimeoutEnabled: true})
 	defer client.Close()
 	b := New(client)
@@ -201,11 +202,7 @@ func TestReadOnlyReplica(t *testing.T) {
 	if singleErr != nil {
 		testserver.Skip(t, singleErr)
 	}
-	replica, err := testserver.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer replica.Close()
+	replica := privateRedis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: replica.Addr})
 	defer client.Close()
 	host, port, _ := strings.Cut(single.Addr, ":")
@@ -213,7 +210,7 @@ func TestReadOnlyReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := New(client, WithPrefix(newPrefix()))
-	_, err = b.WriteIfVersion(context.Background(), sessions.NewID(), []byte("x"), time.Minute, 0)
+	_, err := b.WriteIfVersion(context.Background(), sessions.NewID(), []byte("x"), time.Minute, 0)
 	if err == nil || !strings.Contains(err.Error(), "READONLY") {
 		t.Fatalf("a write to a replica: err = %v, want READONLY", err)
 	}
