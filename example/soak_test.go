@@ -26,7 +26,7 @@ import (
 	"github.com/starsessions/sessions/redis"
 )
 
-var soak = flag.Duration("soak", 0, "run the soak test over each backend for this long in all (CI uses 1m)")
+var soak = flag.Duration("soak", 0, "run the soak test over each backend for this long in all (CI uses 1m); pass it after -args")
 
 // soakSession is what the soak clients keep.
 type soakSession struct {
@@ -115,7 +115,7 @@ func soakBackends() []soakBackend {
 // run, or a goroutine left behind.
 func TestSoak(t *testing.T) {
 	if *soak <= 0 {
-		t.Skip("the soak test runs only with -soak, for example: go test -run TestSoak -soak 1m ./example")
+		t.Skip("the soak test runs only with -soak, for example: go test -run TestSoak ./example/ -args -soak=1m")
 	}
 	backends := soakBackends()
 	per := *soak / time.Duration(len(backends))
