@@ -190,7 +190,7 @@ func writeMarkdown(w io.Writer, r *results) {
 	fmt.Fprintf(w, "# Benchmark results\n\n")
 	fmt.Fprintf(w, "Medians of every run in `results.txt`, made by `bench/run.sh` on %s/%s, CPU: %s. ", r.goos, r.goarch, r.cpu)
 	fmt.Fprintf(w, "Each request is an `httptest` round trip through the library's middleware; ratios compare medians from the same run. ")
-	fmt.Fprintf(w, "`x floor` compares with the hand-written floor that keeps sessions in the same place, `x peer` with the established library that does (gorilla/sessions for cookies, scs for the memory, Redis and PostgreSQL stores).\n\n")
+	fmt.Fprintf(w, "`x floor` compares with the hand-written floor that keeps sessions in the same place, `x peer` with the established library that does (gorilla/sessions for cookies, scs for the memory, Redis and PostgreSQL stores). In the read scenario starsessions' handler reads through `Session.Value`; reading through `Session.Data` adds the encoding that detects changes (about 1.2 µs here, see the README).\n\n")
 	fmt.Fprintf(w, "![ns/op per scenario and library](results.svg)\n\n")
 	for _, s := range r.scenarios {
 		fmt.Fprintf(w, "## %s\n\n", s)
