@@ -221,18 +221,32 @@ func TestBrowserSameSiteLax(t *testing.T) {
 
 	// sent records, per request to the app, whether the session cookie was
 	// sent; only the first event of a request counts, as a redirect reuses
-	// the request ID.
+	// the request ID. checked holds the requests carried has answered for;
+	// they stay in urls so that a redirect event arriving after the answer
+	// is not taken for a new request.
 	var mu sync.Mutex
 	sent := map[proto.NetworkRequestID]bool{}
 	urls := map[proto.NetworkRequestID]string{}
 	methods := map[proto.NetworkRequestID]string{}
+	checked := map[proto.NetworkRequestID]bool{}
+	var order []proto.NetworkRequestID // request IDs as first seen
+	// changed wakes carried after every event.
+	changed := make(chan struct{}, 1)
+	wake := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
 	go page.EachEvent(
 		func(e *proto.NetworkRequestWillBeSent) {
 			mu.Lock()
 			defer mu.Unlock()
 			if _, seen := urls[e.RequestID]; !seen {
 				urls[e.RequestID], methods[e.RequestID] = e.Request.URL, e.Request.Method
+				order = append(order, e.RequestID)
 			}
+			wake()
 		},
 		func(e *proto.NetworkRequestWillBeSentExtraInfo) {
 			mu.Lock()
@@ -247,6 +261,7 @@ func TestBrowserSameSiteLax(t *testing.T) {
 				}
 			}
 			sent[e.RequestID] = ok
+			wake()
 		},
 	)()
 	if err := (proto.NetworkEnable{}).Call(page); err != nil {
@@ -256,23 +271,25 @@ func TestBrowserSameSiteLax(t *testing.T) {
 	// path carried the session cookie, waiting for its events.
 	carried := func(method, path string) bool {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
+		timeout := time.After(15 * time.Second)
+		for {
 			mu.Lock()
-			for id, u := range urls {
-				if methods[id] == method && strings.HasPrefix(u, app+path) {
+			for _, id := range order {
+				if !checked[id] && methods[id] == method && urls[id] == app+path {
 					if ok, known := sent[id]; known {
-						delete(urls, id)
+						checked[id] = true
 						mu.Unlock()
 						return ok
 					}
 				}
 			}
 			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-changed:
+			case <-timeout:
+				t.Fatalf("no %s %s request seen", method, path)
+			}
 		}
-		t.Fatalf("no %s %s request seen", method, path)
-		return false
 	}
 
 	cross := attacker("127.0.0.1")
