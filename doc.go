@@ -65,7 +65,8 @@
 // [JSON] is the default; [Msgpack] is smaller and faster. Any type that
 // implements [Codec] works. Data that no longer decodes, say after a change
 // to T, gives the client a new, empty session and a debug log line, never an
-// error page.
+// error page. Bytes from a backend that are not a session record at all are
+// a fault instead, reported as [ErrCorrupt].
 //
 // # Backends
 //

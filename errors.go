@@ -24,3 +24,12 @@ var ErrNotSaved = errors.New("sessions: response abandoned because the session c
 // implement [VersionedBackend] return it, wrapped or not, from their
 // conditional methods.
 var ErrConflict = errors.New("sessions: session changed by a concurrent request")
+
+// ErrCorrupt reports that a backend returned bytes that are not a session
+// record this package wrote: the record's header is missing, malformed or of
+// an unknown format. The request goes to the error handler (500 by default)
+// rather than to a fresh session, because the store may still hold the
+// user's session and replacing it would lose it silently. A well-formed
+// record whose data no longer decodes into T, as after a change to T, is
+// not corrupt: it gives a fresh session and a debug log line.
+var ErrCorrupt = errors.New("sessions: backend returned a corrupt session record")

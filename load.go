@@ -25,7 +25,11 @@ func (m *Manager[T]) load(ctx context.Context, r *http.Request, s *Session[T]) e
 			}
 			reason = "unknown or expired session"
 			if found {
-				if reason = m.adopt(s, token, data, now); reason == "" {
+				reason, err = m.adopt(s, token, data, now)
+				if err != nil {
+					return fmt.Errorf("sessions: loading session: %w", err)
+				}
+				if reason == "" {
 					s.forceSave = rotate
 					s.version = version
 					return nil
@@ -53,31 +57,33 @@ func (m *Manager[T]) read(ctx context.Context, token string) (data []byte, versi
 }
 
 // adopt fills s from a stored record and returns "", or returns why the
-// record cannot be used.
-func (m *Manager[T]) adopt(s *Session[T], token string, data []byte, now int64) string {
+// record cannot be used, or ErrCorrupt for bytes that are not a record.
+func (m *Manager[T]) adopt(s *Session[T], token string, data []byte, now int64) (reason string, err error) {
 	h, payload, err := parseRecord(data)
 	if err != nil {
-		return err.Error()
+		return "", err
 	}
 	if now >= h.created+int64(m.serverLifetime()/time.Second) {
-		return "session lifetime ended"
+		return "session lifetime ended", nil
 	}
 	// A Toucher's own expiry enforces the idle timeout: the record's access
 	// time is only brought up to date when the record is rewritten.
 	if m.idleTimeout > 0 && m.toucher == nil && now >= h.accessed+int64(m.idleTimeout/time.Second) {
-		return "session idle timeout passed"
+		return "session idle timeout passed", nil
 	}
+	// The record is sound, so data that does not decode was written for
+	// another T: start afresh rather than lock the user out.
 	if err := m.codec.Unmarshal(payload, &s.data); err != nil {
 		var zero T
 		s.data = zero
-		return "cannot decode session data: " + err.Error()
+		return "cannot decode session data: " + err.Error(), nil
 	}
 	s.id = token
 	s.loadedToken = token
 	s.loadedPayload = payload
 	s.header = h
 	s.stored = true
-	return ""
+	return "", nil
 }
 
 // serverLifetime is how long after its creation the server refuses a

@@ -1,9 +1,6 @@
 package sessions
 
-import (
-	"encoding/binary"
-	"errors"
-)
+import "encoding/binary"
 
 // A record is what the manager hands a backend: a few bytes of header, then
 // the codec's bytes. Keeping the timestamps inside the record (and so inside
@@ -42,8 +39,6 @@ const (
 	persistOff                        // browser-session cookie
 )
 
-var errBadRecord = errors.New("malformed session record")
-
 func appendRecordHeader(dst []byte, h recordHeader) []byte {
 	dst = append(dst, recordFormat<<4|byte(h.persist))
 	dst = binary.AppendVarint(dst, h.created-recordEpoch)
@@ -51,22 +46,22 @@ func appendRecordHeader(dst []byte, h recordHeader) []byte {
 }
 
 // parseRecord splits a record into its header and the codec's bytes, which
-// alias b.
+// alias b. It returns ErrCorrupt for bytes that are not a record.
 func parseRecord(b []byte) (recordHeader, []byte, error) {
 	var h recordHeader
 	if len(b) < 1 || b[0]>>4 != recordFormat || b[0]&0x0F > byte(persistOff) {
-		return h, nil, errBadRecord
+		return h, nil, ErrCorrupt
 	}
 	h.persist = persistence(b[0] & 0x0F)
 	b = b[1:]
 	created, n := binary.Varint(b)
 	if n <= 0 || created < -recordEpoch || created > 1<<40 {
-		return h, nil, errBadRecord
+		return h, nil, ErrCorrupt
 	}
 	b = b[n:]
 	age, n := binary.Uvarint(b)
 	if n <= 0 || age > 1<<40 {
-		return h, nil, errBadRecord
+		return h, nil, ErrCorrupt
 	}
 	h.created = recordEpoch + created
 	h.accessed = h.created + int64(age)
