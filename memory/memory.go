@@ -42,10 +42,12 @@ type Backend struct {
 	closeOnce sync.Once
 }
 
-// A record is never changed once stored; a write stores a new one.
+// A record is never changed once stored; a write stores a new one. Its
+// expiry is Unix nanoseconds rather than a time.Time, whose Location
+// pointer the garbage collector would have to follow in every record.
 type record struct {
 	data    []byte
-	expires time.Time
+	expires int64
 	version uint64
 }
 
@@ -98,7 +100,7 @@ func (b *Backend) live(key [sha256.Size]byte, now time.Time) (*record, bool) {
 		return nil, false
 	}
 	rec := v.(*record)
-	return rec, now.Before(rec.expires)
+	return rec, now.UnixNano() < rec.expires
 }
 
 // Read returns the live record for token. A token that is not shaped like
@@ -146,7 +148,7 @@ func (b *Backend) write(id string, data []byte, ttl time.Duration, version uint6
 	if conditional && current != version {
 		return "", sessions.ErrConflict
 	}
-	b.records.Store(key, &record{data: data, expires: now.Add(ttl), version: current + 1})
+	b.records.Store(key, &record{data: data, expires: now.Add(ttl).UnixNano(), version: current + 1})
 	return id, nil
 }
 
@@ -192,7 +194,7 @@ func (b *Backend) Touch(_ context.Context, token string, ttl time.Duration) erro
 	now := b.now()
 	if rec, ok := b.live(key, now); ok {
 		touched := *rec
-		touched.expires = now.Add(ttl)
+		touched.expires = now.Add(ttl).UnixNano()
 		b.records.Store(key, &touched)
 	}
 	return nil
@@ -226,7 +228,7 @@ func (b *Backend) sweepEvery(interval time.Duration) {
 func (b *Backend) sweep() {
 	now := b.now()
 	b.records.Range(func(key, v any) bool {
-		if !now.Before(v.(*record).expires) {
+		if now.UnixNano() >= v.(*record).expires {
 			b.records.CompareAndDelete(key, v)
 		}
 		return true
