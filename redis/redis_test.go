@@ -229,3 +229,94 @@ func TestReadOnlyReplica(t *testing.T) {
 		t.Errorf("a save on a replica: status %d, error handler saw %v", rec.Code, handled)
 	}
 }
+
+// TestSentinel runs the backend through a failover client, as
+// goredis.NewUniversalClient makes one when given a master name: first the
+// conformance suite, then a failover: the primary stops and the Sentinel
+// promotes the replica. Requests during the switch fail through the error
+// handler; afterwards the same client finds the new primary, and the
+// session written before the failover (and replicated, as WAIT makes sure)
+// is still there.
+func TestSentinel(t *testing.T) {
+	if singleErr != nil {
+		testserver.Skip(t, singleErr)
+	}
+	s, err := testserver.StartRedisSentinel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	client := goredis.NewUniversalClient(&goredis.UniversalOptions{
+		MasterName: s.MasterName,
+		Addrs:      []string{s.SentinelAddr},
+		MaxRetries: -1, // let every failure show, rather than hide it in retries
+	})
+	t.Cleanup(func() { client.Close() })
+
+	t.Run("conformance", func(t *testing.T) { conformance(t, client) })
+
+	t.Run("failover", func(t *testing.T) {
+		prefix := newPrefix()
+		m := sessions.New[struct{ N int }](New(client, WithPrefix(prefix)),
+			sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			}))
+		h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, err := m.Get(r)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			s.Update(func(v *struct{ N int }) { v.N++ })
+			fmt.Fprintf(w, "n=%d new=%t", s.Value().N, s.IsNew())
+		}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://example.com/", nil))
+		cookies := rec.Result().Cookies()
+		if rec.Code != http.StatusOK || len(cookies) != 1 {
+			t.Fatalf("first request: status %d, %d cookies", rec.Code, len(cookies))
+		}
+		if n, err := client.Do(context.Background(), "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+			t.Fatalf("WAIT for the replica: %d, %v", n, err)
+		}
+
+		if err := s.Failover(); err != nil {
+			t.Fatal(err)
+		}
+
+		failed := 0
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			req := httptest.NewRequest(http.MethodGet, "https://example.com/", nil)
+			req.AddCookie(cookies[0])
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code == http.StatusOK {
+				if got, want := rec.Body.String(), "n=2 new=false"; got != want {
+					t.Fatalf("after the failover: %q, want %q", got, want)
+				}
+				break
+			}
+			if rec.Code != http.StatusServiceUnavailable {
+				t.Fatalf("during the failover: status %d %q, want the error handler's 503", rec.Code, rec.Body)
+			}
+			failed++
+			if time.Now().After(deadline) {
+				t.Fatalf("no success within 30s of the failover; last error: %s", rec.Body)
+			}
+			time.Sleep(50 * time.Millisecond) // waiting on another process's failover
+		}
+		t.Logf("%d requests failed through the error handler during the switch", failed)
+
+		// The save after the failover went to the new primary.
+		direct := goredis.NewClient(&goredis.Options{Addr: s.Primary.Addr})
+		defer direct.Close()
+		data, found, err := New(direct, WithPrefix(prefix)).Read(context.Background(), cookies[0].Value)
+		if err != nil || !found {
+			t.Fatalf("the session on the new primary %s: found %t, %v", s.Primary.Addr, found, err)
+		}
+		if !strings.Contains(string(data), `{"N":2}`) {
+			t.Errorf("the new primary holds %q, want the record with N=2", data)
+		}
+	})
+}

@@ -19,6 +19,8 @@ type Redis struct {
 	port    int
 	dir     string
 	cluster bool
+	conf    string   // a config file to start with, for a Sentinel
+	extra   []string // more arguments, such as --replicaof or --sentinel
 	cmd     *exec.Cmd
 	exited  chan struct{}
 }
@@ -27,7 +29,7 @@ type Redis struct {
 // Close.
 func StartRedis() (*Redis, error) { return startRedis(false) }
 
-func startRedis(cluster bool) (*Redis, error) {
+func startRedis(cluster bool, extra ...string) (*Redis, error) {
 	if _, err := lookPath("redis-server", "redis-server"); err != nil {
 		return nil, err
 	}
@@ -39,7 +41,7 @@ func startRedis(cluster bool) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: dir, cluster: cluster}
+	r := &Redis{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: dir, cluster: cluster, extra: extra}
 	if err := r.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -49,14 +51,19 @@ func startRedis(cluster bool) (*Redis, error) {
 
 // Start starts the server again, on the same port, after Stop.
 func (r *Redis) Start() error {
-	args := []string{
+	var args []string
+	if r.conf != "" {
+		args = append(args, r.conf) // redis-server wants the file first
+	}
+	args = append(args,
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
 		"--daemonize", "no", "--logfile", filepath.Join(r.dir, "redis.log"),
-	}
+	)
 	if r.cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
 	}
+	args = append(args, r.extra...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the tests
 	if err := cmd.Start(); err != nil {

@@ -1,6 +1,7 @@
 // Package testserver starts throwaway database servers on loopback ports
-// for the tests of this repository's backends: redis-server (alone or as a
-// three-node Cluster) and PostgreSQL. It uses nothing but the standard
+// for the tests of this repository's backends: redis-server (alone, as a
+// three-node Cluster, or as a primary and replica behind a Sentinel) and
+// PostgreSQL. It uses nothing but the standard
 // library and the servers' own binaries.
 //
 // When a binary is missing, [Skip] skips the test with a message that says
@@ -88,8 +89,15 @@ func command(addr string, args ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return reply(r, line)
+}
+
+// reply reads the rest of a reply whose first line is line: a bulk
+// string's contents, an array's elements one per line, or the line itself.
+func reply(r *bufio.Reader, line string) (string, error) {
 	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "$") {
+	switch {
+	case strings.HasPrefix(line, "$"):
 		n, _ := strconv.Atoi(line[1:])
 		if n < 0 {
 			return "", nil
@@ -99,6 +107,21 @@ func command(addr string, args ...string) (string, error) {
 			return "", err
 		}
 		return string(buf[:n]), nil
+	case strings.HasPrefix(line, "*"):
+		n, _ := strconv.Atoi(line[1:])
+		elems := make([]string, 0, max(n, 0))
+		for range n {
+			next, err := r.ReadString('\n')
+			if err != nil {
+				return "", err
+			}
+			elem, err := reply(r, next)
+			if err != nil {
+				return "", err
+			}
+			elems = append(elems, elem)
+		}
+		return strings.Join(elems, "\n"), nil
 	}
 	return line, nil
 }
