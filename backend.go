@@ -27,7 +27,8 @@ import (
 // replaces the earlier.
 type Backend interface {
 	// Read returns the bytes stored for token; found is false, with a nil error, when it is unknown or expired.
-	// The caller does not modify the returned slice.
+	// The caller does not modify the returned slice. Bytes that are not a
+	// record Write was given make the manager report [ErrCorrupt].
 	Read(ctx context.Context, token string) (data []byte, found bool, err error)
 	// Write stores data for the session id, to expire after ttl, and returns the token the client keeps in its cookie.
 	// Write does not keep data after it returns.

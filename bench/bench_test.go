@@ -143,6 +143,9 @@ func prepare(tb testing.TB, v Variant, s Scenario) setup {
 func TestVariants(t *testing.T) {
 	for _, v := range Variants {
 		for _, s := range []Scenario{Read, Write, Create} {
+			if v.ReadOnly && s != Read {
+				continue
+			}
 			t.Run(v.Name+"/"+s.String(), func(t *testing.T) { prepare(t, v, s) })
 		}
 	}
@@ -153,6 +156,9 @@ func TestVariants(t *testing.T) {
 func BenchmarkSessions(b *testing.B) {
 	for _, s := range []Scenario{Read, Write, Create} {
 		for _, v := range Variants {
+			if v.ReadOnly && s != Read {
+				continue
+			}
 			b.Run(fmt.Sprintf("%s/%s", s, v.Name), func(b *testing.B) {
 				st := prepare(b, v, s)
 				b.ReportAllocs()

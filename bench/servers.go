@@ -24,7 +24,7 @@ import (
 // and one SET through go-redis.
 func RedisVariants(addr string) []Variant {
 	return []Variant{
-		{"floor-redis", func() Instance {
+		{Name: "floor-redis", New: func() Instance {
 			client := goredis.NewClient(&goredis.Options{Addr: addr})
 			load := func(ctx context.Context, token string) ([]byte, error) {
 				data, err := client.Get(ctx, "floor:"+token).Bytes()
@@ -38,12 +38,12 @@ func RedisVariants(addr string) []Variant {
 			}
 			return Instance{Handler: func(s Scenario) http.Handler { return floorServerSide(load, save, s) }, Close: func() { client.Close() }}
 		}},
-		{"starsessions-redis-msgpack", func() Instance {
+		{Name: "starsessions-redis-msgpack", New: func() Instance {
 			client := goredis.NewClient(&goredis.Options{Addr: addr})
 			m := sessions.New[Session](sredis.New(client), sessions.WithCodec(sessions.Msgpack))
-			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s) }, Close: func() { client.Close() }}
+			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) }, Close: func() { client.Close() }}
 		}},
-		{"scs-redisstore", func() Instance {
+		{Name: "scs-redisstore", New: func() Instance {
 			pool := &redigo.Pool{MaxIdle: 16, Dial: func() (redigo.Conn, error) { return redigo.Dial("tcp", addr) }}
 			sm := scs.New()
 			sm.Store = redisstore.New(pool)
@@ -79,7 +79,7 @@ func PostgresVariants(dsn string) ([]Variant, error) {
 		return nil, err
 	}
 	return []Variant{
-		{"floor-postgres", func() Instance {
+		{Name: "floor-postgres", New: func() Instance {
 			pool, _ := pgxpool.New(ctx, dsn)
 			load := func(ctx context.Context, token string) ([]byte, error) {
 				var data []byte
@@ -95,13 +95,13 @@ func PostgresVariants(dsn string) ([]Variant, error) {
 			}
 			return Instance{Handler: func(s Scenario) http.Handler { return floorServerSide(load, save, s) }, Close: pool.Close}
 		}},
-		{"starsessions-postgres-msgpack", func() Instance {
+		{Name: "starsessions-postgres-msgpack", New: func() Instance {
 			pool, _ := pgxpool.New(ctx, dsn)
 			b := postgres.New(pool, postgres.WithTable("starsessions"), postgres.WithCleanupInterval(0))
 			m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack))
-			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s) }, Close: func() { b.Close(); pool.Close() }}
+			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) }, Close: func() { b.Close(); pool.Close() }}
 		}},
-		{"scs-postgresstore", func() Instance {
+		{Name: "scs-postgresstore", New: func() Instance {
 			db := sql.OpenDB(stdlib.GetConnector(*mustConfig(dsn)))
 			store := postgresstore.NewWithCleanupInterval(db, 0)
 			sm := scs.New()
