@@ -56,13 +56,22 @@ var outerBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
+// putOuterBuffer returns b to outerBuffers unless an oversized session,
+// one that will fail with ErrTooLarge anyway, grew it past any cookie's
+// size.
+func putOuterBuffer(b *[]byte) {
+	if cap(*b) <= 8<<10 {
+		outerBuffers.Put(b)
+	}
+}
+
 // open verifies token, signed under name, and returns the data signed into
 // it.
 func (k *key) open(name, token string) ([]byte, bool) {
 	// 1. The outer base64 layer: "date|value|mac".
 	tb := unsafe.Slice(unsafe.StringData(token), len(token))
 	bufp := outerBuffers.Get().(*[]byte)
-	defer outerBuffers.Put(bufp)
+	defer putOuterBuffer(bufp)
 	if n := base64.URLEncoding.DecodedLen(len(tb)); cap(*bufp) < n {
 		*bufp = make([]byte, n)
 	}
@@ -148,7 +157,7 @@ func (k *key) seal(name string, data []byte) (string, error) {
 // sealAt is seal for signed cookies, dated at the Unix time date.
 func (k *key) sealAt(name string, data []byte, date int64) string {
 	bufp := outerBuffers.Get().(*[]byte)
-	defer outerBuffers.Put(bufp)
+	defer putOuterBuffer(bufp)
 	// The MAC covers "name|date|value"; the token leaves out the name.
 	b := append((*bufp)[:0], name...)
 	b = append(b, '|')
