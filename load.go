@@ -13,6 +13,7 @@ func (m *Manager[T]) load(ctx context.Context, r *http.Request, s *Session[T]) e
 	now := m.now().Unix()
 	s.now = now
 	s.logger = m.logger()
+	s.plan = m.plan
 	token, ok := cookieValue(r.Header, m.cookieName)
 	s.hadCookie = ok
 	reason := "no session cookie"

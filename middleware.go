@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 )
@@ -26,6 +27,7 @@ type Manager[T any] struct {
 	// zeroPayload is the codec's encoding of T's zero value: a new session
 	// that still encodes to it is not worth storing.
 	zeroPayload []byte
+	plan        *imagePlan // images T's values, or nil; see snapshot.go
 	key         *contextKey
 	// saveLocks order the saves of one process's requests on one session
 	// (striped by token), so that conflicts arise only between processes.
@@ -66,6 +68,7 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 		panic(fmt.Sprintf("sessions: the codec cannot encode the zero value of %T: %v", zero, err))
 	}
 	m.zeroPayload = zp
+	m.plan = planImage(reflect.TypeFor[T]())
 	return m
 }
 

@@ -30,7 +30,11 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 	write := false
 	// Data that was never handed out is what was loaded, or the zero value
 	// of a session that is new or was destroyed: no need to encode it.
-	if s.exposed.Load() || s.forceSave {
+	// Nor is data whose image has not changed since Data handed it out,
+	// unless Update changed it before that.
+	unchanged := !s.forceSave && s.unchangedSinceSnapshotLocked()
+	s.dropSnapshotLocked()
+	if !unchanged && (s.exposed.Load() || s.forceSave) {
 		buf := frames.Get().(*[]byte)
 		defer putFrame(buf)
 		var err error

@@ -1,9 +1,11 @@
 package sessions
 
 import (
+	"bytes"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // A Session is one client's session as seen by one request: a value of the
@@ -21,6 +23,11 @@ type Session[T any] struct {
 	// exposed is set once data may have changed: Data handed out a
 	// pointer, or Update ran. Until then, saving needs no encoding.
 	exposed atomic.Bool
+	// plan images data, or is nil for a type that cannot be imaged;
+	// snapshot holds data's image from when Data first handed out a
+	// pointer (see snapshot.go), or is nil.
+	plan     *imagePlan
+	snapshot *[]byte
 
 	// loadedToken is the token the request came with, if it named a live
 	// record; "" for a new session.
@@ -51,18 +58,56 @@ type Session[T any] struct {
 // Data returns a pointer to the session's value. Read it, or change it in
 // place: the middleware compares the value with what was loaded before it
 // writes the response header and saves it when it changed, nested slices
-// and maps included. Changes made here cannot be merged with a concurrent
-// request's; prefer [Session.Update] for them.
+// and maps included. For types without maps or interfaces the comparison
+// needs no encoding: the first call copies the value's contents aside, and
+// an unchanged value costs two such copies. Changes made here cannot be
+// merged with a concurrent request's; prefer [Session.Update] for them.
 func (s *Session[T]) Data() *T {
+	if s.plan != nil && !s.exposed.Load() {
+		s.mu.Lock()
+		if !s.exposed.Load() && !s.committed {
+			// Before anyone holds the pointer, so nothing can change the
+			// value under the image.
+			buf := frames.Get().(*[]byte)
+			*buf = s.plan.appendImage((*buf)[:0], unsafe.Pointer(&s.data))
+			s.snapshot = buf
+		}
+		s.exposed.Store(true)
+		s.mu.Unlock()
+	}
 	s.exposed.Store(true)
 	return &s.data
 }
 
+// unchangedSinceSnapshotLocked reports whether data still has the image
+// taken when Data first handed it out, and releases the snapshot.
+func (s *Session[T]) unchangedSinceSnapshotLocked() bool {
+	if s.snapshot == nil {
+		return false
+	}
+	buf := frames.Get().(*[]byte)
+	image := s.plan.appendImage((*buf)[:0], unsafe.Pointer(&s.data))
+	same := bytes.Equal(image, *s.snapshot)
+	*buf = image[:0]
+	putFrame(buf)
+	s.dropSnapshotLocked()
+	return same
+}
+
+// dropSnapshotLocked forgets the snapshot, after which changes are found
+// by encoding.
+func (s *Session[T]) dropSnapshotLocked() {
+	if s.snapshot != nil {
+		putFrame(s.snapshot)
+		s.snapshot = nil
+	}
+}
+
 // Value returns a copy of the session's value, for handlers that only
 // read it. Unlike [Session.Data], it tells the manager that the request
-// changed nothing, which spares the re-encoding that detects changes. The
-// copy is shallow: slices and maps in it are the session's own, and must
-// not be modified through it.
+// changed nothing, which spares the work of detecting changes. The copy is
+// shallow: slices and maps in it are the session's own, and must not be
+// modified through it.
 func (s *Session[T]) Value() T { return s.data }
 
 // Update applies fn to the session's value now and records it, so that the
@@ -130,6 +175,8 @@ func (s *Session[T]) Destroy() {
 		return
 	}
 	s.retireLocked()
+	// The value starts over, so an image of the old one proves nothing.
+	s.dropSnapshotLocked()
 	var zero T
 	s.data = zero
 	s.id = NewID()
