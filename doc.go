@@ -30,12 +30,14 @@
 //
 // The middleware saves the session just before the response header is
 // written, at the first Write, WriteHeader or Flush, or when the handler
-// returns. It saves only what changed: the session's encoding is compared
-// with what was loaded, so a request that only reads sends no Set-Cookie and
-// writes nothing to the backend. A handler that reads through
-// [Session.Value] rather than [Session.Data] spares even that encoding. A new session still equal to T's zero value
-// is never stored and gets no cookie, so anonymous visitors cannot fill the
-// store. A save that fails never turns into a silent 200: the error handler
+// returns. It saves only what changed, so a request that only reads sends
+// no Set-Cookie and writes nothing to the backend. To find out, it compares
+// the value with a copy of its contents that [Session.Data] set aside, and
+// only when those differ, or T holds maps or interfaces, the session's
+// encoding with what was loaded. A handler that reads through
+// [Session.Value] rather than [Session.Data] spares even the copy. A new
+// session still equal to T's zero value is never stored and gets no
+// cookie, so anonymous visitors cannot fill the store. A save that fails never turns into a silent 200: the error handler
 // answers instead (see [WithErrorHandler]).
 //
 // # Concurrent requests

@@ -83,6 +83,7 @@ func (m *Manager[T]) adopt(s *Session[T], token string, data []byte, now int64) 
 	s.loadedToken = token
 	s.loadedPayload = payload
 	s.header = h
+	s.loadedPersist = h.persist
 	s.stored = true
 	return "", nil
 }

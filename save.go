@@ -92,6 +92,12 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 	if len(m.cookieName)+1+len(token) > maxCookieSize {
 		return fmt.Errorf("%w: %d bytes of session data", ErrCookieTooLarge, len(f.payload()))
 	}
+	if token == s.loadedToken && s.header.persist == s.loadedPersist {
+		// The client sent this very token, in a cookie that ends when the
+		// session's lifetime does (Max-Age counts down to a fixed end):
+		// sending it again would change nothing.
+		return nil
+	}
 	_, maxAge := m.expiry(s.header, now)
 	m.setCookie(h, token, maxAge)
 	// A shared cache must not hand this response, and its cookie, to

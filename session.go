@@ -35,6 +35,7 @@ type Session[T any] struct {
 	// loadedPayload holds the codec's bytes as loaded, to tell whether the
 	// data changed. For a new session it is nil.
 	loadedPayload []byte
+	loadedPersist persistence // the loaded record's choice of cookie
 	header        recordHeader
 	version       uint64 // the loaded record's version, for a VersionedBackend
 	isNew         bool
