@@ -30,10 +30,7 @@ type imagePlan struct {
 	ops []imageOp
 	// raw is set when the type is a single run of scalar bytes, which a
 	// slice of it can image in one copy.
-	raw bool
-	// flat is set when no op follows a slice or pointer, so that the
-	// elements of a slice of the type can be imaged in one loop.
-	flat bool
+	raw  bool
 	size uintptr
 }
 
@@ -126,12 +123,6 @@ func buildPlan(t reflect.Type, visiting map[reflect.Type]bool) (*imagePlan, bool
 		return nil, false
 	}
 	p.raw = len(p.ops) == 0 || len(p.ops) == 1 && p.ops[0].kind == imageBytes && p.ops[0].off == 0 && p.ops[0].size == p.size
-	p.flat = true
-	for _, op := range p.ops {
-		if op.kind == imageSlice || op.kind == imagePointer {
-			p.flat = false
-		}
-	}
 	return p, true
 }
 
@@ -159,12 +150,15 @@ func (p *imagePlan) addShifted(q *imagePlan, off uintptr) {
 
 // appendImage appends the image of the value at v, whose type p describes.
 func (p *imagePlan) appendImage(b []byte, v unsafe.Pointer) []byte {
-	for i := range p.ops {
-		op := &p.ops[i]
+	for _, op := range p.ops {
 		at := unsafe.Add(v, op.off)
 		switch op.kind {
-		case imageBytes, imageString, imageAddress:
-			b = op.appendFlat(b, at)
+		case imageBytes:
+			b = append(b, unsafe.Slice((*byte)(at), op.size)...)
+		case imageString:
+			s := *(*string)(at)
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
 		case imageSlice:
 			h := (*sliceHeader)(at)
 			if h.data == nil {
@@ -173,22 +167,12 @@ func (p *imagePlan) appendImage(b []byte, v unsafe.Pointer) []byte {
 			}
 			b = append(b, 1)
 			b = binary.AppendUvarint(b, uint64(h.len))
-			switch {
-			case op.elem.raw:
+			if op.elem.raw {
 				b = append(b, unsafe.Slice((*byte)(h.data), uintptr(h.len)*op.size)...)
-			case op.elem.flat:
-				// The common case of strings, or structs of strings and
-				// scalars: no call per element.
-				for i := range uintptr(h.len) {
-					elem := unsafe.Add(h.data, i*op.size)
-					for j := range op.elem.ops {
-						b = op.elem.ops[j].appendFlat(b, unsafe.Add(elem, op.elem.ops[j].off))
-					}
-				}
-			default:
-				for i := range uintptr(h.len) {
-					b = op.elem.appendImage(b, unsafe.Add(h.data, i*op.size))
-				}
+				continue
+			}
+			for i := range uintptr(h.len) {
+				b = op.elem.appendImage(b, unsafe.Add(h.data, i*op.size))
 			}
 		case imagePointer:
 			target := *(*unsafe.Pointer)(at)
@@ -198,23 +182,9 @@ func (p *imagePlan) appendImage(b []byte, v unsafe.Pointer) []byte {
 			}
 			b = append(b, 1)
 			b = op.elem.appendImage(b, target)
+		case imageAddress:
+			b = binary.LittleEndian.AppendUint64(b, uint64(uintptr(*(*unsafe.Pointer)(at))))
 		}
 	}
 	return b
-}
-
-// appendFlat appends the image of an op that follows no slice or pointer,
-// for the value at at.
-func (op *imageOp) appendFlat(b []byte, at unsafe.Pointer) []byte {
-	switch op.kind {
-	case imageBytes:
-		return append(b, unsafe.Slice((*byte)(at), op.size)...)
-	case imageString:
-		s := *(*string)(at)
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		return append(b, s...)
-	case imageAddress:
-		return binary.LittleEndian.AppendUint64(b, uint64(uintptr(*(*unsafe.Pointer)(at))))
-	}
-	panic("sessions: appendFlat on an op that follows a slice or pointer")
 }
