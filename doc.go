@@ -32,10 +32,11 @@
 // written, at the first Write, WriteHeader or Flush, or when the handler
 // returns. It saves only what changed, so a request that only reads sends
 // no Set-Cookie and writes nothing to the backend. To find out, it compares
-// the value with a copy of its contents that [Session.Data] set aside, and
-// only when those differ, or T holds maps or interfaces, the session's
-// encoding with what was loaded. A handler that reads through
-// [Session.Value] rather than [Session.Data] spares even the copy. A new
+// the value with a copy of its contents that [Session.Data] set aside when
+// it first handed out the pointer; only when the two differ, or when T holds
+// maps or interfaces (which get no such copy), does it encode the session
+// and compare the encoding with what was loaded. A handler that reads
+// through [Session.Value] rather than [Session.Data] spares even the copy. A new
 // session still equal to T's zero value is never stored and gets no
 // cookie, so anonymous visitors cannot fill the store. A save that fails never turns into a silent 200: the error handler
 // answers instead (see [WithErrorHandler]).

@@ -30,10 +30,10 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 	write := false
 	// Data that was never handed out is what was loaded, or the zero value
 	// of a session that is new or was destroyed: no need to encode it.
-	// Nor is data whose image has not changed since Data handed it out,
-	// unless Update changed it before that.
+	// Nor is data whose image has not changed since Data handed it out
+	// (an Update before Data leaves no image).
 	unchanged := !s.forceSave && s.unchangedSinceSnapshotLocked()
-	s.dropSnapshotLocked()
+	s.dropSnapshotLocked() // spent either way
 	if !unchanged && (s.exposed.Load() || s.forceSave) {
 		buf := frames.Get().(*[]byte)
 		defer putFrame(buf)

@@ -65,23 +65,30 @@ type Session[T any] struct {
 // merged with a concurrent request's; prefer [Session.Update] for them.
 func (s *Session[T]) Data() *T {
 	if s.plan != nil && !s.exposed.Load() {
-		s.mu.Lock()
-		if !s.exposed.Load() && !s.committed {
-			// Before anyone holds the pointer, so nothing can change the
-			// value under the image.
-			buf := frames.Get().(*[]byte)
-			*buf = s.plan.appendImage((*buf)[:0], unsafe.Pointer(&s.data))
-			s.snapshot = buf
-		}
-		s.exposed.Store(true)
-		s.mu.Unlock()
+		s.takeSnapshot()
 	}
 	s.exposed.Store(true)
 	return &s.data
 }
 
+// takeSnapshot images data before Data hands out the first pointer to it.
+// Holding updateMu keeps an Update from changing data under the image.
+func (s *Session[T]) takeSnapshot() {
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exposed.Load() || s.committed {
+		return // another goroutine's Data or Update came first
+	}
+	buf := frames.Get().(*[]byte)
+	*buf = s.plan.appendImage((*buf)[:0], unsafe.Pointer(&s.data))
+	s.snapshot = buf
+	s.exposed.Store(true)
+}
+
 // unchangedSinceSnapshotLocked reports whether data still has the image
-// taken when Data first handed it out, and releases the snapshot.
+// taken when Data first handed it out.
 func (s *Session[T]) unchangedSinceSnapshotLocked() bool {
 	if s.snapshot == nil {
 		return false
@@ -91,7 +98,6 @@ func (s *Session[T]) unchangedSinceSnapshotLocked() bool {
 	same := bytes.Equal(image, *s.snapshot)
 	*buf = image[:0]
 	putFrame(buf)
-	s.dropSnapshotLocked()
 	return same
 }
 

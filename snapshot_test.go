@@ -203,3 +203,33 @@ func TestSnapshotDoesNotOutliveTheValue(t *testing.T) {
 		})
 	}
 }
+
+// TestDataBesideUpdate calls Data and Update from two goroutines of one
+// request: the image Data takes must not race with Update's change (the
+// race detector would say), and the change must be saved.
+func TestDataBesideUpdate(t *testing.T) {
+	clock := newFakeClock()
+	fb := newFakeBackend(clock)
+	m := newManager[account](clock, fb)
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.Update(func(a *account) { a.ID++ })
+		}()
+		_ = s.Data().Name
+		<-done
+	}))
+	br := &browser{t: t, h: h}
+	for i := range 50 {
+		fb.calls = map[string]int{}
+		br.do("GET", "/")
+		if fb.calls["Write"] != 1 {
+			t.Fatalf("request %d: %d writes, want the Update saved", i, fb.calls["Write"])
+		}
+	}
+}
