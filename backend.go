@@ -2,11 +2,7 @@ package sessions
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"time"
-	"unsafe"
 )
 
 // A Backend stores session records as opaque bytes.
@@ -19,22 +15,49 @@ import (
 // concurrent use.
 //
 // A backend can offer more through optional interfaces, discovered by type
-// assertion: [VersionedBackend] writes conditionally, so that concurrent
-// requests never lose each other's updates; [Toucher] extends an expiry
-// without rewriting data; and [TokenRotator] asks for a token to be
-// reissued. A backend without VersionedBackend saves with last-write-wins:
-// of two requests that change one session at the same time, the later save
-// replaces the earlier.
+// assertion, in any combination: [RecordReader] reports what the store
+// knows about a record beside its bytes (its version, whether its token
+// should be reissued); [VersionedBackend] writes conditionally, so that
+// concurrent requests never lose each other's updates; [Toucher] extends an
+// expiry without rewriting data; and [NameBinder] binds tokens to the name
+// they travel under. A backend without VersionedBackend saves with
+// last-write-wins: of two requests that change one session at the same
+// time, the later save replaces the earlier.
 type Backend interface {
 	// Read returns the bytes stored for token; found is false, with a nil error, when it is unknown or expired.
 	// The caller does not modify the returned slice. Bytes that are not a
 	// record Write was given make the manager report [ErrCorrupt].
 	Read(ctx context.Context, token string) (data []byte, found bool, err error)
-	// Write stores data for the session id, to expire after ttl, and returns the token the client keeps in its cookie.
+	// Write stores data for the session id, to expire after ttl, and returns the token the client keeps.
 	// Write does not keep data after it returns.
 	Write(ctx context.Context, id string, data []byte, ttl time.Duration) (token string, err error)
 	// Remove deletes what is stored for token; removing an unknown token is not an error.
 	Remove(ctx context.Context, token string) error
+}
+
+// A Record is a stored session as a [RecordReader] returns it: the bytes
+// that Write was given, and what the backend knows about them. Later
+// versions of this package may add fields; a backend sets those it knows.
+type Record struct {
+	// Data is the stored bytes. The caller does not modify them.
+	Data []byte
+	// Version is the record's version, for a [VersionedBackend]; 0
+	// otherwise.
+	Version uint64
+	// Rotate asks for the token to be reissued although it is still
+	// valid, as for a cookie signed with a retired secret: the manager
+	// then saves the session at the end of the request even if its data
+	// did not change, so that the client gets a fresh token.
+	Rotate bool
+}
+
+// A RecordReader is a [Backend] that reports, with a record's bytes, what
+// it knows about the record. When a backend offers it, the manager reads
+// through ReadRecord rather than Read.
+type RecordReader interface {
+	// ReadRecord is Read that returns a Record. found is false, with a
+	// nil error, when the token is unknown or expired.
+	ReadRecord(ctx context.Context, token string) (rec Record, found bool, err error)
 }
 
 // A VersionedBackend is a [Backend] whose records carry a version that
@@ -45,12 +68,12 @@ type Backend interface {
 // through [Session.Update], and tries again.
 //
 // Versions start at 1 for a new record and grow by 1 with every write;
-// version 0 stands for "no record". Each method must be atomic with respect
-// to the others on the same token.
+// version 0 stands for "no record". ReadRecord reports them in
+// [Record.Version]. Each method must be atomic with respect to the others on
+// the same token.
 type VersionedBackend interface {
 	Backend
-	// ReadVersioned is Read that also returns the record's version.
-	ReadVersioned(ctx context.Context, token string) (data []byte, version uint64, found bool, err error)
+	RecordReader
 	// WriteIfVersion is Write that succeeds only if the live record for id
 	// has the given version, 0 meaning that there must be none. Otherwise it
 	// writes nothing and returns an error that matches [ErrConflict]. A
@@ -75,67 +98,18 @@ type Toucher interface {
 	Touch(ctx context.Context, token string, ttl time.Duration) error
 }
 
-// A TokenRotator is a [Backend] whose tokens can stay valid while asking to
-// be replaced, such as a cookie signed with a retired secret. When rotate is
-// true the manager saves the session at the end of the request even if its
-// data did not change, so that the client gets a fresh token.
-type TokenRotator interface {
-	// ReadRotate is Read that also reports whether the token should be reissued.
-	ReadRotate(ctx context.Context, token string) (data []byte, found, rotate bool, err error)
-}
-
-// idBytes is the number of random bytes in a session ID: 256 bits.
-const idBytes = 32
-
-// IDLength is the length in characters of an ID made by [NewID]: 32 bytes
-// in unpadded base64.
-const IDLength = 43
-
-// NewID returns a new session ID: 32 bytes from crypto/rand, encoded as
-// unpadded base64url (43 characters).
-func NewID() string {
-	var b [idBytes]byte
-	rand.Read(b[:]) // never fails; see crypto/rand.Read
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// ValidID reports whether s has the shape of an ID made by [NewID].
-// Server-side backends call it before they look a token up, so that garbage
-// from a client never reaches the store.
-func ValidID(s string) bool {
-	if len(s) != IDLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if base64URLValue(s[i]) < 0 {
-			return false
-		}
-	}
-	// The last character carries 4 bits of the ID and 2 padding bits,
-	// which must be zero so that each ID has exactly one spelling.
-	return base64URLValue(s[IDLength-1])&0x03 == 0
-}
-
-// base64URLValue returns the 6-bit value of a base64url character, or -1.
-func base64URLValue(c byte) int { return int(base64URLValues[c]) }
-
-// base64URLValues maps each byte to its base64url value, or -1. A table,
-// because every token a server-side backend sees passes through ValidID.
-var base64URLValues = func() (t [256]int8) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	for i := range t {
-		t[i] = -1
-	}
-	for i := range len(alphabet) {
-		t[alphabet[i]] = int8(i)
-	}
-	return t
-}()
-
-// HashToken returns the SHA-256 of token: the key under which a server-side
-// backend stores the token's record.
-func HashToken(token string) [sha256.Size]byte {
-	// Hashing reads the bytes in place: a token is hashed on every request,
-	// and a copy would cost an allocation each time.
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+// A NameBinder is a [Backend] whose tokens can be bound to the name they
+// travel under, such as the cookie backend, which signs the cookie's name
+// into every value. [New] calls BindName with the manager's cookie name and
+// uses the backend it returns, so that a token issued under one name is
+// worth nothing under another, even when two managers share one backend
+// value and its secret.
+//
+// For backends that are not NameBinders the manager binds the name itself:
+// it stores a tag of the name in each record and refuses records with
+// another tag.
+type NameBinder interface {
+	// BindName returns a backend, sharing the receiver's store, whose
+	// tokens are valid under name only. It must not change the receiver.
+	BindName(name string) Backend
 }

@@ -357,9 +357,10 @@ type alwaysNewer struct {
 	reads atomic.Int64
 }
 
-func (b *alwaysNewer) ReadVersioned(ctx context.Context, token string) ([]byte, uint64, bool, error) {
-	data, v, found, err := b.Backend.ReadVersioned(ctx, token)
-	return data, v + uint64(b.reads.Add(1)), found, err
+func (b *alwaysNewer) ReadRecord(ctx context.Context, token string) (sessions.Record, bool, error) {
+	rec, found, err := b.Backend.ReadRecord(ctx, token)
+	rec.Version += uint64(b.reads.Add(1))
+	return rec, found, err
 }
 
 func (b *alwaysNewer) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {

@@ -51,21 +51,21 @@ func (b *faultyBackend) fault(ctx context.Context, op string) error {
 	return nil
 }
 
-func (b *faultyBackend) ReadVersioned(ctx context.Context, token string) ([]byte, uint64, bool, error) {
+func (b *faultyBackend) ReadRecord(ctx context.Context, token string) (sessions.Record, bool, error) {
 	if err := b.fault(ctx, "read"); err != nil {
-		return nil, 0, false, err
+		return sessions.Record{}, false, err
 	}
-	data, v, found, err := b.Backend.ReadVersioned(ctx, token)
+	rec, found, err := b.Backend.ReadRecord(ctx, token)
 	if ops, _ := b.ops.Load().(string); !found || !strings.Contains(ops, "read") {
-		return data, v, found, err
+		return rec, found, err
 	}
 	switch faultMode(b.mode.Load()) {
 	case corrupt:
-		data = bytes.Repeat([]byte{0xff}, len(data))
+		rec.Data = bytes.Repeat([]byte{0xff}, len(rec.Data))
 	case truncated:
-		data = data[:1]
+		rec.Data = rec.Data[:1]
 	}
-	return data, v, found, err
+	return rec, found, err
 }
 
 func (b *faultyBackend) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, v uint64) (string, error) {

@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-// maxCookieSize is the most bytes of name plus value that browsers keep
-// for one cookie.
-const maxCookieSize = 4096
-
 // cookieValue returns the value of the first cookie named name in the
 // request's Cookie headers. Browsers send the cookie with the longest path
 // first, so the first one is the one this application set. It does what
@@ -39,7 +35,7 @@ func cookieValue(h http.Header, name string) (string, bool) {
 // empty, not larger than a cookie can be, and only cookie-octets (RFC 6265),
 // which rules out separators, CR/LF, and non-ASCII.
 func validToken(v string) bool {
-	if len(v) == 0 || len(v) > maxCookieSize {
+	if len(v) == 0 || len(v) > MaxCookieSize {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
@@ -72,7 +68,8 @@ func validCookieName(name string) bool {
 }
 
 // setCookie adds the session cookie to h. maxAge > 0 makes it persistent,
-// 0 a browser-session cookie, and < 0 deletes it.
+// 0 a browser-session cookie, and < 0 deletes it. The caller has checked
+// value with validToken.
 func (c *config) setCookie(h http.Header, value string, maxAge time.Duration) {
 	var b strings.Builder
 	b.Grow(len(c.cookieName) + len(value) + 128 + len(c.path) + len(c.domain))
@@ -110,4 +107,7 @@ func (c *config) setCookie(h http.Header, value string, maxAge time.Duration) {
 		b.WriteString("; Partitioned")
 	}
 	h["Set-Cookie"] = append(h["Set-Cookie"], b.String())
+	// A shared cache must not hand this response, and its cookie, to
+	// another client; that goes for the cookie that deletes a session too.
+	h["Cache-Control"] = append(h["Cache-Control"], `no-cache="Set-Cookie"`)
 }

@@ -2,86 +2,22 @@ package sessions
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"hash/maphash"
-	"log/slog"
 	"net/http"
-	"reflect"
 	"sync"
-	"time"
 )
-
-// A Manager loads and saves sessions whose data is a T, through a
-// [Backend]. Build one with [New] at start-up, wrap the application's
-// handler in [Manager.Middleware], and call [Manager.Get] in handlers.
-//
-// A Manager is safe for concurrent use by multiple goroutines.
-type Manager[T any] struct {
-	config
-	backend   Backend
-	versioned VersionedBackend // backend as a VersionedBackend, or nil under last-write-wins
-	toucher   Toucher          // backend as a Toucher, or nil
-	rotator   TokenRotator     // backend as a TokenRotator, or nil
-	appender  AppendMarshaler  // codec as an AppendMarshaler, or nil
-	// zeroPayload is the codec's encoding of T's zero value: a new session
-	// that still encodes to it is not worth storing.
-	zeroPayload []byte
-	plan        *imagePlan // images T's values, or nil; see snapshot.go
-	key         *contextKey
-	// saveLocks order the saves of one process's requests on one session
-	// (striped by token), so that conflicts arise only between processes.
-	saveLocks [64]sync.Mutex
-	lockSeed  maphash.Seed
-	now       func() time.Time                                 // a seam for tests
-	sleep     func(ctx context.Context, d time.Duration) error // a seam for tests
-}
-
-// contextKey is the type of the key under which a manager finds its
-// request state; each manager has its own.
-type contextKey struct{ _ byte }
-
-// New returns a manager for sessions holding a T, stored in backend.
-//
-// New panics if the options contradict each other, for example a
-// "__Host-" cookie name with a Domain, or if the codec cannot encode T's
-// zero value: both are programming errors, best found at start-up.
-func New[T any](backend Backend, opts ...Option) *Manager[T] {
-	if backend == nil {
-		panic("sessions: New with a nil Backend")
-	}
-	m := &Manager[T]{config: defaultConfig(), backend: backend, key: new(contextKey),
-		lockSeed: maphash.MakeSeed(), now: time.Now, sleep: sleepCtx}
-	for _, opt := range opts {
-		opt(&m.config)
-	}
-	m.check()
-	if !m.lastWriteWins {
-		m.versioned, _ = backend.(VersionedBackend)
-	}
-	m.toucher, _ = backend.(Toucher)
-	m.rotator, _ = backend.(TokenRotator)
-	m.appender, _ = m.codec.(AppendMarshaler)
-	var zero T
-	zp, err := m.codec.Marshal(&zero)
-	if err != nil {
-		panic(fmt.Sprintf("sessions: the codec cannot encode the zero value of %T: %v", zero, err))
-	}
-	m.zeroPayload = zp
-	m.plan = planImage(reflect.TypeFor[T]())
-	return m
-}
 
 // Middleware returns a handler that makes sessions available to next
 // through [Manager.Get] and saves them before the response header goes
-// out: at the first Write, WriteHeader or Flush, or when next returns.
-// A session that was not changed is not saved, and a request that never
-// calls Get costs nothing beyond a small allocation.
+// out: at the first Write, WriteHeader, Flush or ReadFrom, or when next
+// returns. A session that was not changed is not saved, and a request that
+// never calls Get costs nothing beyond a small allocation.
 //
 // When the session cannot be saved, the error handler answers the request
 // instead of next's response (see [WithErrorHandler]); next's later writes
-// then fail with [ErrNotSaved]. A handler that hijacks the connection must
-// write its response first, or its session changes are lost.
+// then fail with [ErrNotSaved]. A handler that hijacks the connection
+// before the header is written sends no header through the middleware, so
+// nothing is saved for it: make changes before the header, or before the
+// hijack write the header (as a WebSocket upgrade with status 101 does).
 func (m *Manager[T]) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// One allocation holds everything the request needs: the state,
@@ -98,33 +34,8 @@ func (m *Manager[T]) Middleware(next http.Handler) http.Handler {
 		st.rw = responseWriter{ResponseWriter: w, saver: st}
 		next.ServeHTTP(&st.rw, r)
 		st.rw.commit()
+		st.finish()
 	})
-}
-
-// Get returns the request's session, loading it on the first call in a
-// request and returning the same *Session after that. A request without a
-// valid session cookie gets a new, empty session (see [Session.IsNew]);
-// only a backend failure is an error. Get returns [ErrNoMiddleware] when r
-// did not pass through m's Middleware.
-func (m *Manager[T]) Get(r *http.Request) (*Session[T], error) {
-	if r == nil {
-		return nil, ErrNoMiddleware
-	}
-	st, _ := r.Context().Value(m.key).(*requestState[T])
-	if st == nil {
-		return nil, ErrNoMiddleware
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if !st.loaded {
-		if err := m.load(r.Context(), r, &st.session); err != nil {
-			st.session = Session[T]{}
-			return nil, err
-		}
-		st.session.committed = st.committed
-		st.loaded = true
-	}
-	return &st.session, nil
 }
 
 // requestState is what the middleware keeps for one request. It is also
@@ -138,7 +49,13 @@ type requestState[T any] struct {
 	mu        sync.Mutex
 	loaded    bool // session holds the request's session
 	committed bool
-	session   Session[T]
+	// hijacked is set when the connection was taken over before the
+	// header was written.
+	hijacked bool
+	// vary is this response's own Vary value, so that no slice is shared
+	// between responses' headers.
+	vary    [1]string
+	session Session[T]
 }
 
 // Value returns the state itself under its manager's key, and defers to
@@ -150,40 +67,65 @@ func (st *requestState[T]) Value(key any) any {
 	return st.Context.Value(key)
 }
 
+// commitSession marks the header as gone and reports whether a session
+// was loaded, which then needs saving.
+func (st *requestState[T]) commitSession() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.committed = true
+	return st.loaded
+}
+
 // save implements saver: it runs once, just before the response header is
 // written.
 func (st *requestState[T]) save(w http.ResponseWriter) bool {
-	st.mu.Lock()
-	loaded := st.loaded
-	st.committed = true
-	st.mu.Unlock()
-	if !loaded {
+	if !st.commitSession() {
 		return true
 	}
-	s := &st.session
-	if err := st.m.save(st.r.Context(), w.Header(), s); err != nil {
+	h := w.Header()
+	st.addVary(h)
+	if err := st.m.save(st.r.Context(), h, &st.session); err != nil {
 		st.m.handleError(w, st.r, err)
 		return false
 	}
 	return true
 }
 
-func (m *Manager[T]) logger() *slog.Logger {
-	if m.config.logger != nil {
-		return m.config.logger
-	}
-	return slog.Default()
+// hijack implements saver: the connection was taken over before the
+// header was written, so no cookie can be sent any more.
+func (st *requestState[T]) hijack() {
+	st.mu.Lock()
+	st.committed, st.hijacked = true, true
+	st.mu.Unlock()
 }
 
-func (m *Manager[T]) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	if m.errorHandler != nil {
-		m.errorHandler(w, r, err)
+// finish runs when the handler has returned and the response is
+// committed: it warns about changes that nothing saved.
+func (st *requestState[T]) finish() {
+	st.mu.Lock()
+	loaded, hijacked := st.loaded, st.hijacked
+	st.mu.Unlock()
+	if !loaded {
 		return
 	}
-	code := http.StatusInternalServerError
-	if errors.Is(err, ErrConflict) {
-		code = http.StatusConflict
+	s := &st.session
+	s.mu.Lock()
+	unsaved := s.lateChange || hijacked && st.m.dirtyLocked(s)
+	s.committed = true
+	s.dropSnapshotLocked()
+	s.mu.Unlock()
+	if unsaved {
+		st.m.logger().WarnContext(st.r.Context(), "sessions: the session was changed after the response header was written or the connection hijacked; the change was not saved",
+			"method", st.r.Method, "path", st.r.URL.Path)
 	}
-	m.logger().ErrorContext(r.Context(), "sessions: request failed", "err", err, "method", r.Method, "path", r.URL.Path)
-	http.Error(w, http.StatusText(code), code)
+}
+
+// addVary adds Cookie to h's Vary header.
+func (st *requestState[T]) addVary(h http.Header) {
+	if v, ok := h["Vary"]; ok {
+		h["Vary"] = append(v, "Cookie")
+		return
+	}
+	st.vary[0] = "Cookie"
+	h["Vary"] = st.vary[:1:1]
 }

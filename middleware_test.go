@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ func routes(m *sessions.Manager[profile], acts map[string]func(s *sessions.Sessi
 				return
 			}
 			act(s)
+			w.Header().Set("X-Persistent", strconv.FormatBool(s.Persistent()))
 			fmt.Fprint(w, show(s))
 		})
 	}
@@ -246,15 +248,15 @@ func TestDefaultCookieAttributes(t *testing.T) {
 
 func TestCookieOptions(t *testing.T) {
 	m := sessions.New[profile](newCookieBackend(),
-		sessions.WithCookieName("sid"), sessions.WithPath("/app"), sessions.WithDomain("example.com"),
-		sessions.WithSameSite(http.SameSiteStrictMode), sessions.WithPartitioned())
+		sessions.WithCookieName("sid"), sessions.WithCookiePath("/app"), sessions.WithCookieDomain("example.com"),
+		sessions.WithCookieSameSite(http.SameSiteStrictMode), sessions.WithCookiePartitioned(true))
 	raw := (&browser{t: t, h: app(m, visit)}).do("GET", "/").Header.Get("Set-Cookie")
 	for _, want := range []string{"sid=", "; Path=/app", "; Domain=example.com", "; SameSite=Strict", "; Partitioned", "; Secure"} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("Set-Cookie %q lacks %q", raw, want)
 		}
 	}
-	insecure := sessions.New[profile](newCookieBackend(), sessions.WithSecure(false))
+	insecure := sessions.New[profile](newCookieBackend(), sessions.WithCookieSecure(false))
 	if raw := (&browser{t: t, h: app(insecure, visit)}).do("GET", "/").Header.Get("Set-Cookie"); strings.Contains(raw, "Secure") {
 		t.Errorf("WithSecure(false): Set-Cookie %q is Secure", raw)
 	}
@@ -262,15 +264,15 @@ func TestCookieOptions(t *testing.T) {
 
 func TestConfigurationPanics(t *testing.T) {
 	tests := map[string][]sessions.Option{
-		"__Host- with Domain":        {sessions.WithCookieName("__Host-s"), sessions.WithDomain("example.com")},
-		"__Host- with Path":          {sessions.WithCookieName("__Host-s"), sessions.WithPath("/app")},
-		"__Host- without Secure":     {sessions.WithCookieName("__Host-s"), sessions.WithSecure(false)},
-		"__Secure- without Secure":   {sessions.WithCookieName("__Secure-s"), sessions.WithSecure(false)},
-		"SameSite=None, not Secure":  {sessions.WithSameSite(http.SameSiteNoneMode), sessions.WithSecure(false)},
-		"Partitioned, not Secure":    {sessions.WithPartitioned(), sessions.WithSecure(false)},
+		"__Host- with Domain":        {sessions.WithCookieName("__Host-s"), sessions.WithCookieDomain("example.com")},
+		"__Host- with Path":          {sessions.WithCookieName("__Host-s"), sessions.WithCookiePath("/app")},
+		"__Host- without Secure":     {sessions.WithCookieName("__Host-s"), sessions.WithCookieSecure(false)},
+		"__Secure- without Secure":   {sessions.WithCookieName("__Secure-s"), sessions.WithCookieSecure(false)},
+		"SameSite=None, not Secure":  {sessions.WithCookieSameSite(http.SameSiteNoneMode), sessions.WithCookieSecure(false)},
+		"Partitioned, not Secure":    {sessions.WithCookiePartitioned(true), sessions.WithCookieSecure(false)},
 		"cookie name with separator": {sessions.WithCookieName("a;b")},
 		"empty cookie name":          {sessions.WithCookieName("")},
-		"Path with semicolon":        {sessions.WithPath("/;Domain=evil.com")},
+		"Path with semicolon":        {sessions.WithCookiePath("/;Domain=evil.com")},
 	}
 	for name, opts := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -289,15 +291,17 @@ func TestConfigurationPanics(t *testing.T) {
 func TestLifetimeAndPersistence(t *testing.T) {
 	tests := []struct {
 		name       string
-		lifetime   time.Duration
+		opts       []sessions.Option
 		path       string
 		wantMaxAge int
 	}{
-		{"default is a browser-session cookie", 0, "/visit", 0},
-		{"lifetime gives a persistent cookie", time.Hour, "/visit", 3600},
-		{"Max-Age is capped at 400 days", 1000 * 24 * time.Hour, "/visit", 400 * 24 * 3600},
-		{"remember me without a lifetime", 0, "/remember", int(sessions.BrowserSessionLifetime / time.Second)},
-		{"forget me with a lifetime", time.Hour, "/forget", 0},
+		{"default is a browser-session cookie", nil, "/visit", 0},
+		{"a lifetime alone keeps a browser-session cookie", []sessions.Option{sessions.WithLifetime(time.Hour)}, "/visit", 0},
+		{"persistent cookies end with the lifetime", []sessions.Option{sessions.WithPersistent(true), sessions.WithLifetime(time.Hour)}, "/visit", 3600},
+		{"Max-Age is capped at 400 days", []sessions.Option{sessions.WithPersistent(true), sessions.WithLifetime(1000 * 24 * time.Hour)}, "/visit", 400 * 24 * 3600},
+		{"remember me with the default lifetime", nil, "/remember", int(sessions.DefaultLifetime / time.Second)},
+		{"forget me on a persistent manager", []sessions.Option{sessions.WithPersistent(true), sessions.WithLifetime(time.Hour)}, "/forget", 0},
+		{"WithPersistent(false) after true", []sessions.Option{sessions.WithPersistent(true), sessions.WithPersistent(false)}, "/visit", 0},
 	}
 	for _, tt := range tests {
 		for _, backend := range []string{"cookie", "server-side"} {
@@ -309,13 +313,17 @@ func TestLifetimeAndPersistence(t *testing.T) {
 					// only when its kind changes.
 					b = newFakeBackend(clock)
 				}
-				m := newManager[profile](clock, b, sessions.WithLifetime(tt.lifetime))
+				m := newManager[profile](clock, b, tt.opts...)
 				br := &browser{t: t, h: routes(m, standardActs)}
 				br.do("GET", "/visit")
 				clock.Advance(time.Second)
-				br.do("GET", tt.path)
+				res := br.do("GET", tt.path)
 				if br.cookie == nil {
 					t.Fatal("no cookie")
+				}
+				wantPersistent := tt.wantMaxAge > 0
+				if got := strings.Contains(res.Header.Get("X-Persistent"), "true"); got != wantPersistent {
+					t.Errorf("Session.Persistent() = %t, want %t", got, wantPersistent)
 				}
 				// The choice sticks: a later save keeps the same kind of cookie.
 				br.do("GET", "/visit")
@@ -325,7 +333,7 @@ func TestLifetimeAndPersistence(t *testing.T) {
 				// its token and its kind of cookie since.
 				resent := backend == "cookie" || tt.path == "/remember" || tt.path == "/forget"
 				want := tt.wantMaxAge
-				if want > 0 && tt.lifetime < 400*24*time.Hour && resent {
+				if want > 0 && want < 400*24*3600 && resent {
 					want -= 1
 				}
 				if br.cookie.MaxAge != want {
@@ -345,8 +353,10 @@ func TestExpiryEnforcedByServer(t *testing.T) {
 	}{
 		{"within lifetime", []sessions.Option{sessions.WithLifetime(time.Hour)}, 59 * time.Minute, false},
 		{"lifetime over", []sessions.Option{sessions.WithLifetime(time.Hour)}, time.Hour, true},
-		{"browser session within the server's limit", nil, sessions.BrowserSessionLifetime - time.Minute, false},
-		{"browser session past the server's limit", nil, sessions.BrowserSessionLifetime, true},
+		{"within the default lifetime", nil, sessions.DefaultLifetime - time.Minute, false},
+		{"past the default lifetime", nil, sessions.DefaultLifetime, true},
+		{"a persistent cookie within its lifetime", []sessions.Option{sessions.WithPersistent(true), sessions.WithLifetime(time.Hour)}, 59 * time.Minute, false},
+		{"a persistent cookie past its lifetime", []sessions.Option{sessions.WithPersistent(true), sessions.WithLifetime(time.Hour)}, time.Hour, true},
 		{"within idle timeout", []sessions.Option{sessions.WithIdleTimeout(10 * time.Minute)}, 9 * time.Minute, false},
 		{"idle timeout over", []sessions.Option{sessions.WithIdleTimeout(10 * time.Minute)}, 10 * time.Minute, true},
 	}
@@ -448,7 +458,7 @@ func TestIdleRefreshWrites(t *testing.T) {
 func TestDestroy(t *testing.T) {
 	clock := newFakeClock()
 	fb := newFakeBackend(clock)
-	m := newManager[profile](clock, fb, sessions.WithPath("/"), sessions.WithDomain("example.com"))
+	m := newManager[profile](clock, fb, sessions.WithCookiePath("/"), sessions.WithCookieDomain("example.com"))
 	br := &browser{t: t, h: routes(m, standardActs)}
 	br.do("GET", "/login")
 	stolen := br.cookie

@@ -3,6 +3,7 @@ package sessions
 import (
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,6 +18,7 @@ type config struct {
 	autoload      bool
 	lifetime      time.Duration
 	idleTimeout   time.Duration
+	persistent    bool
 	errorHandler  func(http.ResponseWriter, *http.Request, error)
 	lastWriteWins bool
 	logger        *slog.Logger
@@ -33,18 +35,26 @@ type config struct {
 // says otherwise.
 const DefaultCookieName = "session"
 
-// BrowserSessionLifetime is how long the server keeps a session whose
-// cookie dies with the browser ([WithLifetime] of 0, or
-// [Session.SetPersistent] false): browsers that restore their tabs keep such
-// cookies for days, so the server sets its own limit.
-const BrowserSessionLifetime = 24 * time.Hour
+// DefaultLifetime is a session's absolute lifetime unless [WithLifetime]
+// says otherwise.
+const DefaultLifetime = 24 * time.Hour
+
+// MaxCookieSize is the most bytes of name plus value that browsers keep
+// for one cookie (RFC 6265bis). A session whose cookie would be larger is
+// not saved: the request goes to the error handler with [ErrCookieTooLarge].
+const MaxCookieSize = 4096
 
 // maxCookieAge is the longest Max-Age browsers honour (RFC 6265bis: 400 days).
 const maxCookieAge = 400 * 24 * time.Hour
 
+// maxAttributeLength is the longest Path or Domain attribute browsers
+// accept (RFC 6265bis).
+const maxAttributeLength = 1024
+
 func defaultConfig() config {
 	return config{
 		codec:      JSON,
+		lifetime:   DefaultLifetime,
 		cookieName: DefaultCookieName,
 		path:       "/",
 		secure:     true,
@@ -65,15 +75,18 @@ func WithAutoload() Option { return func(c *config) { c.autoload = true } }
 
 // WithLifetime sets a session's absolute lifetime, counted from its
 // creation: after it the server refuses the session, however active it
-// was, and persistent cookies carry a Max-Age that ends with it (capped at
-// 400 days, the most browsers keep).
+// was. The default is [DefaultLifetime]. New panics if d is not positive.
 //
-// The default, 0, gives browser-session cookies, which the browser drops
-// when it closes; the server still refuses such a session
-// [BrowserSessionLifetime] after its creation.
-func WithLifetime(d time.Duration) Option {
-	return func(c *config) { c.lifetime = max(d, 0) }
-}
+// The lifetime does not decide the kind of cookie; see [WithPersistent].
+func WithLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
+
+// WithPersistent sets whether session cookies are persistent: with true
+// they carry a Max-Age that ends with the session's lifetime (capped at 400
+// days, the most browsers keep), so they outlive the browser; with false,
+// the default, as OWASP advises, the browser drops them when it closes,
+// while the server still enforces the lifetime. [Session.SetPersistent]
+// overrides the choice for one session: a "remember me" box.
+func WithPersistent(persistent bool) Option { return func(c *config) { c.persistent = persistent } }
 
 // WithIdleTimeout sets a sliding expiry, as starsessions' rolling=True does:
 // a session not used for d expires, even within its lifetime. Each request
@@ -90,12 +103,6 @@ func WithIdleTimeout(d time.Duration) Option {
 // with [ErrConflict] instead of overwriting it.
 func WithLastWriteWins() Option { return func(c *config) { c.lastWriteWins = true } }
 
-// WithCookieName sets the session cookie's name; the default is
-// [DefaultCookieName]. A name starting with "__Host-" makes the browser
-// insist on Secure, Path=/ and no Domain, and New panics if the other
-// options break those rules; "__Secure-" likewise requires Secure.
-func WithCookieName(name string) Option { return func(c *config) { c.cookieName = name } }
-
 // WithErrorHandler sets the function that answers a request whose session
 // could not be loaded or saved. It runs before any of the handler's
 // response has been written. The default logs the error through the
@@ -105,35 +112,52 @@ func WithErrorHandler(h func(w http.ResponseWriter, r *http.Request, err error))
 	return func(c *config) { c.errorHandler = h }
 }
 
-// WithLogger sets the logger for errors (from the default error handler)
-// and, at debug level, for cookies that were refused and why. The default is
-// [slog.Default]. Tokens are never logged.
+// WithLogger sets the logger for errors (from the default error handler),
+// warnings and, at debug level, cookies that were refused and why. The
+// default is [slog.Default]. Tokens are never logged.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// WithPath sets the cookie's Path attribute; the default is "/".
-func WithPath(path string) Option { return func(c *config) { c.path = path } }
+// WithCookieName sets the session cookie's name; the default is
+// [DefaultCookieName]. A name starting with "__Host-" makes the browser
+// insist on Secure, Path=/ and no Domain, and New panics if the other
+// options break those rules; "__Secure-" likewise requires Secure. Browsers
+// match both prefixes in any case, and so does New.
+//
+// Tokens are bound to the name: a token issued under one name is a fresh
+// session under another, even from a manager on the same backend and
+// secret.
+func WithCookieName(name string) Option { return func(c *config) { c.cookieName = name } }
 
-// WithDomain sets the cookie's Domain attribute, which shares the cookie
-// with subdomains. The default sets none: the cookie goes to the host that
-// set it only.
-func WithDomain(domain string) Option { return func(c *config) { c.domain = domain } }
+// WithCookiePath sets the cookie's Path attribute; the default is "/". New
+// panics unless it starts with "/" and is at most 1024 bytes without
+// control characters or semicolons.
+func WithCookiePath(path string) Option { return func(c *config) { c.path = path } }
 
-// WithSecure sets whether the cookie has the Secure attribute, which keeps
-// browsers from sending it over plain HTTP. It is on by default; turn it off
-// only for development over plain HTTP on a host other than localhost
-// (browsers accept Secure cookies from http://localhost).
-func WithSecure(secure bool) Option { return func(c *config) { c.secure = secure } }
+// WithCookieDomain sets the cookie's Domain attribute, which shares the
+// cookie with subdomains. The default, "", sets none: the cookie goes to the
+// host that set it only. New panics if it is longer than 1024 bytes or holds
+// control characters, spaces or semicolons.
+func WithCookieDomain(domain string) Option { return func(c *config) { c.domain = domain } }
 
-// WithSameSite sets the cookie's SameSite attribute; the default is
+// WithCookieSecure sets whether the cookie has the Secure attribute, which
+// keeps browsers from sending it over plain HTTP. It is on by default; turn
+// it off only for development over plain HTTP on a host other than
+// localhost (browsers accept Secure cookies from http://localhost).
+func WithCookieSecure(secure bool) Option { return func(c *config) { c.secure = secure } }
+
+// WithCookieSameSite sets the cookie's SameSite attribute; the default is
 // [http.SameSiteLaxMode], which keeps the cookie off cross-site form posts
 // and subrequests while top-level links still carry it.
 // [http.SameSiteNoneMode] requires Secure; [http.SameSiteDefaultMode] omits
 // the attribute.
-func WithSameSite(mode http.SameSite) Option { return func(c *config) { c.sameSite = mode } }
+func WithCookieSameSite(mode http.SameSite) Option { return func(c *config) { c.sameSite = mode } }
 
-// WithPartitioned sets the cookie's Partitioned attribute (CHIPS), for
-// sessions inside third-party iframes. It requires Secure.
-func WithPartitioned() Option { return func(c *config) { c.partitioned = true } }
+// WithCookiePartitioned sets whether the cookie has the Partitioned
+// attribute (CHIPS), for sessions inside third-party iframes. It requires
+// Secure. The default is false.
+func WithCookiePartitioned(partitioned bool) Option {
+	return func(c *config) { c.partitioned = partitioned }
+}
 
 // check panics with a message that names the mistake when the options
 // contradict each other: a configuration error is a programming error,
@@ -142,20 +166,46 @@ func (c *config) check() {
 	if c.codec == nil {
 		panic("sessions: WithCodec(nil)")
 	}
-	if c.cookieName == "" || !validCookieName(c.cookieName) {
-		panic("sessions: invalid cookie name " + `"` + c.cookieName + `"`)
+	if c.lifetime <= 0 {
+		panic("sessions: WithLifetime needs a positive duration")
 	}
-	needSecure := c.partitioned || c.sameSite == http.SameSiteNoneMode || strings.HasPrefix(c.cookieName, "__Secure-")
-	if strings.HasPrefix(c.cookieName, "__Host-") {
+	if !validCookieName(c.cookieName) {
+		panic("sessions: invalid cookie name " + strconv.Quote(c.cookieName))
+	}
+	if !strings.HasPrefix(c.path, "/") || !validAttribute(c.path, ";") {
+		panic("sessions: the cookie Path must start with \"/\" and be at most 1024 bytes without control characters or \";\"")
+	}
+	if !validAttribute(c.domain, "; ") {
+		panic("sessions: the cookie Domain must be at most 1024 bytes without control characters, spaces or \";\"")
+	}
+	needSecure := c.partitioned || c.sameSite == http.SameSiteNoneMode || hasPrefixFold(c.cookieName, "__Secure-")
+	if hasPrefixFold(c.cookieName, "__Host-") {
 		if c.path != "/" || c.domain != "" {
 			panic(`sessions: a "__Host-" cookie needs Path=/ and no Domain`)
 		}
 		needSecure = true
 	}
 	if needSecure && !c.secure {
-		panic("sessions: WithSecure(false) conflicts with Partitioned, SameSite=None or a __Host-/__Secure- cookie name")
+		panic("sessions: WithCookieSecure(false) conflicts with Partitioned, SameSite=None or a __Host-/__Secure- cookie name")
 	}
-	if strings.ContainsAny(c.path, ";\r\n") || strings.ContainsAny(c.domain, ";\r\n ") {
-		panic("sessions: cookie Path or Domain contains a forbidden character")
+}
+
+// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case,
+// as browsers match cookie name prefixes (RFC 6265bis).
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// validAttribute reports whether a cookie attribute's value is at most
+// maxAttributeLength bytes without control characters or any of forbidden.
+func validAttribute(v, forbidden string) bool {
+	if len(v) > maxAttributeLength {
+		return false
 	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] == 0x7F {
+			return false
+		}
+	}
+	return !strings.ContainsAny(v, forbidden)
 }

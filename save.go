@@ -5,118 +5,188 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
 )
 
+// A saveInput is what the request did to its session, as far as saving
+// is concerned.
+type saveInput struct {
+	dirty      bool // there is data to write: changed, or forced by Regenerate, SetPersistent or a token to reissue
+	stored     bool // a record exists under the session's ID
+	retiring   bool // a record under a token the session left must go
+	destroyed  bool
+	hadToken   bool // the request carried a cookie of the session's name
+	idle       bool // the manager has an idle timeout
+	toucher    bool // the backend can extend an expiry without a write
+	refreshDue bool // the record's access time lags by a hundredth of the idle timeout or more
+}
+
+// A savePlan is what saving a session takes.
+type savePlan struct {
+	write       bool // write the session's record
+	refreshOnly bool // the write only brings the access time up to date
+	touch       bool // extend the record's expiry instead of writing it
+	remove      bool // remove the retired record (a write removes it itself)
+	expire      bool // expire the client's cookie
+}
+
+// planSave decides what saving takes; save carries it out.
+func planSave(in saveInput) savePlan {
+	var p savePlan
+	switch {
+	case in.dirty:
+		p.write = true
+	case in.stored && in.idle && in.toucher:
+		p.touch = true
+	case in.stored && in.idle && in.refreshDue:
+		p.write, p.refreshOnly = true, true
+	}
+	if !p.write {
+		p.remove = in.retiring
+		p.expire = in.destroyed && in.hadToken
+	}
+	return p
+}
+
 // maxSaveAttempts bounds how often a save that meets conflicts is retried
 // before it fails with ErrConflict.
 const maxSaveAttempts = 16
+
+// errBadToken reports a token that a backend returned and that cannot go
+// into a cookie.
+var errBadToken = errors.New("sessions: the backend returned a token that is not a valid cookie value")
 
 // save brings the backend and the response's cookie up to date with s.
 func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.committed = true
-	addVaryCookie(h)
+	defer s.dropSnapshotLocked() // spent either way
 
+	buf := frames.Get().(*[]byte)
+	defer putFrame(buf)
+	f, dirty, err := m.changesLocked(s, buf)
+	if err != nil {
+		return err
+	}
 	// The request's time, taken when the session was loaded, serves as the
 	// time of access: one clock read per request is enough.
 	now := s.now
-	var f frame
-	write := false
+	p := planSave(saveInput{
+		dirty:      dirty,
+		stored:     s.stored,
+		retiring:   s.removeToken != "",
+		destroyed:  s.destroyed,
+		hadToken:   s.hadToken,
+		idle:       m.idleTimeout > 0,
+		toucher:    m.toucher != nil,
+		refreshDue: now-s.header.accessed >= int64(max(m.idleTimeout/100, time.Second)/time.Second),
+	})
+	switch {
+	case p.touch:
+		ttl, _ := m.expiry(s.header, now)
+		if err := m.toucher.Touch(ctx, s.loadedToken, ttl); err != nil {
+			return fmt.Errorf("sessions: extending session: %w", err)
+		}
+	case p.write:
+		if p.refreshOnly {
+			f = append(make(frame, maxRecordHeader, maxRecordHeader+len(s.loadedPayload)), s.loadedPayload...)
+		}
+		if err := m.writeLocked(ctx, h, s, f, p.refreshOnly); err != nil {
+			return err
+		}
+	}
+	if p.remove {
+		if err := m.backend.Remove(ctx, s.removeToken); err != nil {
+			return fmt.Errorf("sessions: removing session: %w", err)
+		}
+		s.removeToken, s.token = "", ""
+	}
+	if p.expire {
+		m.setCookie(h, "", -1)
+	}
+	return nil
+}
+
+// changesLocked finds out whether s holds data to write, and returns its
+// encoding in a frame built on buf when it had to encode it.
+func (m *Manager[T]) changesLocked(s *Session[T], buf *[]byte) (frame, bool, error) {
 	// Data that was never handed out is what was loaded, or the zero value
 	// of a session that is new or was destroyed: no need to encode it.
 	// Nor is data whose image has not changed since Data handed it out
 	// (an Update before Data leaves no image).
-	unchanged := !s.forceSave && s.unchangedSinceSnapshotLocked()
-	s.dropSnapshotLocked() // spent either way
-	if !unchanged && (s.exposed.Load() || s.forceSave) {
-		buf := frames.Get().(*[]byte)
-		defer putFrame(buf)
-		var err error
-		if f, err = m.encodeFrame((*buf)[:0], &s.data); err != nil {
-			return fmt.Errorf("sessions: encoding session: %w", err)
-		}
-		*buf = f[:0]
-		if s.stored {
-			write = s.forceSave || !bytes.Equal(f.payload(), s.loadedPayload)
-		} else {
-			write = !bytes.Equal(f.payload(), m.zeroPayload)
-		}
+	if !s.forceSave && (!s.exposed || s.unchangedSinceSnapshotLocked()) {
+		return nil, false, nil
 	}
-	refreshOnly := false
-	if !write && s.stored && m.idleTimeout > 0 {
-		if m.toucher != nil {
-			ttl, _ := m.expiry(s.header, now)
-			if err := m.toucher.Touch(ctx, s.loadedToken, ttl); err != nil {
-				return fmt.Errorf("sessions: extending session: %w", err)
-			}
-			return nil
-		}
-		if now-s.header.accessed >= int64(max(m.idleTimeout/100, time.Second)/time.Second) {
-			write, refreshOnly = true, true
-			f = append(make(frame, maxRecordHeader, maxRecordHeader+len(s.loadedPayload)), s.loadedPayload...)
-		}
+	f, err := m.encodeFrame((*buf)[:0], &s.data)
+	if err != nil {
+		return nil, false, fmt.Errorf("sessions: encoding session: %w", err)
 	}
-	if !write {
-		if s.removeToken != "" {
-			if err := m.backend.Remove(ctx, s.removeToken); err != nil {
-				return fmt.Errorf("sessions: removing session: %w", err)
-			}
-		}
-		if s.destroyed && s.hadCookie {
-			m.setCookie(h, "", -1)
-		}
-		return nil
+	*buf = f[:0]
+	if s.stored {
+		return f, s.forceSave || !bytes.Equal(f.payload(), s.loadedPayload), nil
 	}
+	// A session with no record is worth storing once it holds something.
+	return f, !bytes.Equal(f.payload(), m.zeroPayload), nil
+}
 
+// dirtyLocked reports whether s holds changes that a save would store or
+// remove.
+func (m *Manager[T]) dirtyLocked(s *Session[T]) bool {
+	if s.destroyed || s.removeToken != "" {
+		return true
+	}
+	buf := frames.Get().(*[]byte)
+	defer putFrame(buf)
+	_, dirty, err := m.changesLocked(s, buf)
+	return dirty || err != nil
+}
+
+// writeLocked writes s's record, from the payload in f, and sets the
+// cookie when the client does not hold the token yet.
+func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[T], f frame, refreshOnly bool) error {
 	var token string
 	var err error
 	if m.versioned != nil {
-		token, err = m.writeVersioned(ctx, s, f, now)
+		token, err = m.writeVersioned(ctx, s, f, s.now)
 		if refreshOnly && errors.Is(err, ErrConflict) {
 			// Another request saved the session, refreshing it too; this
 			// request had nothing of its own to save.
 			return nil
 		}
 	} else {
-		token, err = m.writePlain(ctx, s, f, now)
+		token, err = m.writePlain(ctx, s, f, s.now)
 	}
 	if err != nil {
 		return err
 	}
-	if len(m.cookieName)+1+len(token) > maxCookieSize {
-		return fmt.Errorf("%w: %d bytes of session data", ErrCookieTooLarge, len(f.payload()))
-	}
+	s.token = token
+	s.stored = true
+	s.removeToken = ""
 	if token == s.loadedToken && s.header.persist == s.loadedPersist {
 		// The client sent this very token, in a cookie that ends when the
 		// session's lifetime does (Max-Age counts down to a fixed end):
 		// sending it again would change nothing.
 		return nil
 	}
-	_, maxAge := m.expiry(s.header, now)
+	_, maxAge := m.expiry(s.header, s.now)
 	m.setCookie(h, token, maxAge)
-	// A shared cache must not hand this response, and its cookie, to
-	// another client.
-	h["Cache-Control"] = append(h["Cache-Control"], `no-cache="Set-Cookie"`)
 	return nil
 }
 
-// varyCookie is the Vary header of a response that touched the session.
-// Its capacity equals its length, so that a handler's later Add copies it
-// instead of writing into it.
-var varyCookie = []string{"Cookie"}
-
-func addVaryCookie(h http.Header) {
-	if v, ok := h["Vary"]; ok {
-		h["Vary"] = append(v, "Cookie")
-		return
+// checkToken makes sure that a token a backend returned can be sent in the
+// session cookie, before anything that depends on it happens.
+func (m *Manager[T]) checkToken(token string, f frame) error {
+	if len(m.cookieName)+1+len(token) > MaxCookieSize {
+		return fmt.Errorf("%w: %d bytes of session data", ErrCookieTooLarge, len(f.payload()))
 	}
-	h["Vary"] = varyCookie[:1:1]
+	if !validToken(token) {
+		return errBadToken
+	}
+	return nil
 }
 
 // A frame holds a session's encoding after maxRecordHeader bytes of
@@ -167,6 +237,12 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 	if err != nil {
 		return "", fmt.Errorf("sessions: saving session: %w", err)
 	}
+	if err := m.checkToken(token, f); err != nil {
+		if token != s.loadedToken && validToken(token) {
+			m.backend.Remove(ctx, token) // best effort: the client can never name it
+		}
+		return "", err
+	}
 	// The old record goes only once the new one is safe, so that a failed
 	// save leaves the client with a session that still works.
 	if s.removeToken != "" {
@@ -181,10 +257,17 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 // rebases s on the current record, replaying its updates, and tries again.
 func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame, now int64) (string, error) {
 	vb := m.versioned
+	var lock *keyLock
 	if s.loadedToken != "" {
-		mu := m.saveLock(s.loadedToken)
-		mu.Lock()
-		defer mu.Unlock()
+		var err error
+		if lock, err = m.saveLocks.lock(ctx, s.loadedToken); err != nil {
+			return "", fmt.Errorf("sessions: saving session: %w", err)
+		}
+		defer func() {
+			if lock != nil {
+				m.saveLocks.unlock(lock)
+			}
+		}()
 	}
 	// moving: Regenerate gave the stored session a new ID; the old record
 	// must be removed only if nobody changed it meanwhile.
@@ -193,14 +276,16 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 	if s.stored {
 		target = s.version
 	}
-	created := false // a record under the new ID exists, made by us
+	created := false // a record under s.id exists, made by this save
 	for attempt := 1; ; attempt++ {
 		rec, ttl := m.record(s, f, now)
 		token, err := vb.WriteIfVersion(ctx, s.id, rec, ttl, target)
 		if err == nil {
+			created = created || target == 0 || moving
 			target++
-			created = created || moving
+			err = m.checkToken(token, f)
 			switch {
+			case err != nil:
 			case moving:
 				err = vb.RemoveIfVersion(ctx, s.removeToken, s.version)
 			case s.removeToken != "":
@@ -208,6 +293,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 				err = vb.Remove(ctx, s.removeToken)
 			}
 			if err == nil {
+				s.version = target
 				return token, nil
 			}
 		}
@@ -215,9 +301,17 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 			err = nil
 			if attempt > 1 {
 				// Conflicts past the first come from other processes,
-				// which the save lock does not order: back off, then
-				// reload, so that the reload is as fresh as it can be.
+				// which the save lock does not order: back off, without
+				// holding the lock, then reload, so that the reload is as
+				// fresh as it can be.
+				if lock != nil {
+					m.saveLocks.unlock(lock)
+					lock = nil
+				}
 				err = m.sleep(ctx, backoff(attempt))
+				if err == nil && s.loadedToken != "" {
+					lock, err = m.saveLocks.lock(ctx, s.loadedToken)
+				}
 			}
 			if err == nil {
 				f, err = m.rebase(ctx, s, f.payload())
@@ -230,10 +324,10 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 			}
 		}
 		if created {
-			// Best effort: the new record must not outlive a failed move.
+			// Best effort: the new record must not outlive a failed save.
 			vb.Remove(ctx, s.id)
 		}
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrCookieTooLarge) || errors.Is(err, errBadToken) {
 			return "", err
 		}
 		return "", fmt.Errorf("sessions: saving session: %w", err)
@@ -257,16 +351,19 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) 
 		return nil, fmt.Errorf("%w: changes made through Data cannot be merged; use Session.Update", ErrConflict)
 	}
 
-	data, version, found, err := m.versioned.ReadVersioned(ctx, s.loadedToken)
+	rec, found, err := m.versioned.ReadRecord(ctx, s.loadedToken)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: reloading session: %w", err)
 	}
 	if !found {
 		return nil, fmt.Errorf("%w: the session was destroyed or regenerated", ErrConflict)
 	}
-	h, current, err := parseRecord(data)
+	h, current, err := parseRecord(rec.Data)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: reloading session: %w", err)
+	}
+	if h.tagged != m.tagged || h.tag != m.tag {
+		return nil, fmt.Errorf("%w: the session was replaced under another cookie name", ErrConflict)
 	}
 	var v T
 	if err := m.codec.Unmarshal(current, &v); err != nil {
@@ -277,17 +374,12 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) 
 	}
 	s.data = v
 	s.loadedPayload = current
-	s.version = version
+	s.version = rec.Version
 	s.header.created = h.created
 	if !s.persistSet {
 		s.header.persist = h.persist
 	}
 	return m.encodeFrame(nil, &s.data)
-}
-
-// saveLock returns the lock that orders saves of the session with token.
-func (m *Manager[T]) saveLock(token string) *sync.Mutex {
-	return &m.saveLocks[maphash.String(m.lockSeed, token)%uint64(len(m.saveLocks))]
 }
 
 // backoff returns a jittered, exponentially growing pause before save

@@ -1,34 +1,38 @@
 package sessions
 
 import (
-	"bytes"
-	"log/slog"
 	"sync"
-	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
 // A Session is one client's session as seen by one request: a value of the
 // user's type T, and what the request did to it.
 //
-// A Session belongs to the request that loaded it; its methods are safe for
-// concurrent use by that request's goroutines, but changes made through
-// [Session.Data] are not synchronized and must not race with each other.
-// Changes made after the response header has been written are not saved.
+// A Session belongs to the request that loaded it. Its methods are safe for
+// concurrent use by that request's goroutines: one lock orders them, and the
+// save that the middleware runs before the response header. The pointer that
+// [Session.Data] returns is the exception: reading or changing the value
+// through it is not synchronized, so a request that does so from several
+// goroutines must order those accesses itself, or use [Session.Value] and
+// [Session.Update], which are.
+//
+// Changes made after the response header has been written are kept in the
+// Session but not saved by the middleware, which logs a warning.
 type Session[T any] struct {
 	mu sync.Mutex
+	m  *Manager[T]
 
 	data T
-	id   string // current ID; the token, for a session loaded from the backend
 	// exposed is set once data may have changed: Data handed out a
 	// pointer, or Update ran. Until then, saving needs no encoding.
-	exposed atomic.Bool
-	// plan images data, or is nil for a type that cannot be imaged;
-	// snapshot holds data's image from when Data first handed out a
-	// pointer (see snapshot.go), or is nil.
-	plan     *imagePlan
-	snapshot *[]byte
+	exposed bool
+	// snap holds data's image from when Data first handed out a pointer
+	// (see snapshot.go), or is nil.
+	snap *snapshot
 
+	id    string // the ID the next write stores the session under
+	token string // the token of the stored record, as of the last load or save
 	// loadedToken is the token the request came with, if it named a live
 	// record; "" for a new session.
 	loadedToken string
@@ -39,7 +43,7 @@ type Session[T any] struct {
 	header        recordHeader
 	version       uint64 // the loaded record's version, for a VersionedBackend
 	isNew         bool
-	hadCookie     bool // the request carried a cookie of the session's name
+	hadToken      bool // the request carried a cookie of the session's name
 
 	stored      bool   // a record exists under id
 	removeToken string // stale token to remove once the new state is saved
@@ -48,12 +52,13 @@ type Session[T any] struct {
 	persistSet  bool   // SetPersistent was called: the choice outlives a reload
 
 	// updates are the functions given to Update, to replay on a record that
-	// changed under this request. updateMu runs them one at a time.
+	// changed under this request.
 	updates   []func(*T)
-	updateMu  sync.Mutex
-	committed bool  // the response header is out; changes can no longer be saved
-	now       int64 // the request's time, Unix seconds
-	logger    *slog.Logger
+	committed bool // the response header is out; the middleware saves no more
+	// lateChange is set by a change made after the commit, which the
+	// middleware will not save.
+	lateChange bool
+	now        int64 // the request's time, Unix seconds
 }
 
 // Data returns a pointer to the session's value. Read it, or change it in
@@ -61,52 +66,36 @@ type Session[T any] struct {
 // writes the response header and saves it when it changed, nested slices
 // and maps included. For types without maps or interfaces the comparison
 // needs no encoding: the first call copies the value's contents aside, and
-// an unchanged value costs two such copies. Changes made here cannot be
-// merged with a concurrent request's; prefer [Session.Update] for them.
+// an unchanged value costs two such copies.
+//
+// Changes made through the pointer cannot be replayed on a session that
+// another request saved meanwhile; prefer [Session.Update] for them. Access
+// through the pointer is not synchronized with the Session's methods; see
+// [Session].
 func (s *Session[T]) Data() *T {
-	if s.plan != nil && !s.exposed.Load() {
-		s.takeSnapshot()
-	}
-	s.exposed.Store(true)
-	return &s.data
-}
-
-// takeSnapshot images data before Data hands out the first pointer to it.
-// Holding updateMu keeps an Update from changing data under the image.
-func (s *Session[T]) takeSnapshot() {
-	s.updateMu.Lock()
-	defer s.updateMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.exposed.Load() || s.committed {
-		return // another goroutine's Data or Update came first
+	if !s.exposed {
+		if s.m.plan != nil {
+			s.snap = takeSnapshot(s.m.plan, &s.data)
+		}
+		s.exposed = true
 	}
-	buf := frames.Get().(*[]byte)
-	*buf = s.plan.appendImage((*buf)[:0], unsafe.Pointer(&s.data))
-	s.snapshot = buf
-	s.exposed.Store(true)
+	return &s.data
 }
 
 // unchangedSinceSnapshotLocked reports whether data still has the image
 // taken when Data first handed it out.
 func (s *Session[T]) unchangedSinceSnapshotLocked() bool {
-	if s.snapshot == nil {
-		return false
-	}
-	buf := frames.Get().(*[]byte)
-	image := s.plan.appendImage((*buf)[:0], unsafe.Pointer(&s.data))
-	same := bytes.Equal(image, *s.snapshot)
-	*buf = image[:0]
-	putFrame(buf)
-	return same
+	return s.snap != nil && s.snap.matches(s.m.plan, unsafe.Pointer(&s.data))
 }
 
 // dropSnapshotLocked forgets the snapshot, after which changes are found
 // by encoding.
 func (s *Session[T]) dropSnapshotLocked() {
-	if s.snapshot != nil {
-		putFrame(s.snapshot)
-		s.snapshot = nil
+	if s.snap != nil {
+		s.snap.release()
+		s.snap = nil
 	}
 }
 
@@ -115,7 +104,11 @@ func (s *Session[T]) dropSnapshotLocked() {
 // changed nothing, which spares the work of detecting changes. The copy is
 // shallow: slices and maps in it are the session's own, and must not be
 // modified through it.
-func (s *Session[T]) Value() T { return s.data }
+func (s *Session[T]) Value() T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data
+}
 
 // Update applies fn to the session's value now and records it, so that the
 // change survives concurrent requests: when another request saved the same
@@ -125,37 +118,76 @@ func (s *Session[T]) Value() T { return s.data }
 //
 // fn may therefore run more than once, and must depend only on the value it
 // is given (and on values it captured before Update): no I/O, no clock
-// reads that should not repeat. It must not call the Session's methods.
-// Calls from several goroutines are serialized.
+// reads that should not repeat. It runs holding the Session's lock, so it
+// must not call the Session's methods. Calls from several goroutines are
+// serialized.
 //
 // Changes made through [Session.Data] cannot be replayed; see
 // [ErrConflict].
 func (s *Session[T]) Update(fn func(*T)) {
-	s.updateMu.Lock()
-	defer s.updateMu.Unlock()
-	s.exposed.Store(true)
-	fn(&s.data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.warnCommitted("Update") {
-		s.updates = append(s.updates, fn)
-	}
+	s.exposed = true
+	s.noteLateChangeLocked()
+	fn(&s.data)
+	s.updates = append(s.updates, fn)
 }
 
-// ID returns the session's identifier. For a server-side backend it is the
-// token kept in the client's cookie and stays the same until
-// [Session.Regenerate] or [Session.Destroy]; for the cookie backend, which
-// keeps no record, it is the signed cookie value of the request. Either way
-// it is a bearer secret: do not log it or show it to other users.
-func (s *Session[T]) ID() string {
+// Token returns the session's token as of its last load or save: the value
+// the client presented, or the one the response gives it. It is "" for a
+// session that has not been stored. For a server-side backend the token
+// stays the same until [Session.Regenerate] or [Session.Destroy]; for the
+// cookie backend it is the whole signed cookie value, which changes with
+// every save.
+//
+// The token is a bearer secret: whoever holds it holds the session. Never
+// log it or show it; use [Session.Handle] for that.
+func (s *Session[T]) Token() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.id
+	return s.token
+}
+
+// Handle returns a public identifier of the session, safe to log and to
+// show its user (in a list of their signed-in devices, say): 128 bits of
+// the SHA-256 of the token, base64url-encoded, from which the token cannot
+// be recovered. It is "" when [Session.Token] is. A server-side session
+// keeps its handle across saves, until Regenerate or Destroy; a cookie
+// session's token, and so its handle, changes with every save, so for the
+// cookie backend the handle names one issued cookie rather than the
+// session.
+func (s *Session[T]) Handle() string {
+	return handleOf(s.Token())
 }
 
 // IsNew reports whether the request came without a valid session, so that
 // this one was made for it.
 func (s *Session[T]) IsNew() bool { return s.isNew }
+
+// CreatedAt returns when the session was created, to the second.
+func (s *Session[T]) CreatedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Unix(s.header.created, 0)
+}
+
+// ExpiresAt returns the moment from which the server will refuse the
+// session if it is not used again: the end of its lifetime (see
+// [WithLifetime]) or, with an idle timeout, the idle timeout after this
+// request, whichever comes first.
+func (s *Session[T]) ExpiresAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Unix(s.m.expiresAt(s.header, s.now), 0)
+}
+
+// Persistent reports whether the session's cookie outlives the browser:
+// the choice [Session.SetPersistent] made, or else [WithPersistent]'s.
+func (s *Session[T]) Persistent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.persistentFor(s.header.persist)
+}
 
 // Regenerate gives the session a new ID and keeps its data; the record under
 // the old ID is removed once the new one is saved. Call it whenever the
@@ -164,9 +196,7 @@ func (s *Session[T]) IsNew() bool { return s.isNew }
 func (s *Session[T]) Regenerate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.warnCommitted("Regenerate") {
-		return
-	}
+	s.noteLateChangeLocked()
 	s.retireLocked()
 	s.id = NewID()
 	s.forceSave = true
@@ -178,9 +208,7 @@ func (s *Session[T]) Regenerate() {
 func (s *Session[T]) Destroy() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.warnCommitted("Destroy") {
-		return
-	}
+	s.noteLateChangeLocked()
 	s.retireLocked()
 	// The value starts over, so an image of the old one proves nothing.
 	s.dropSnapshotLocked()
@@ -189,22 +217,21 @@ func (s *Session[T]) Destroy() {
 	s.id = NewID()
 	s.loadedPayload = nil
 	s.updates = nil
-	s.header = recordHeader{created: s.now, accessed: s.now}
+	s.header = s.m.newHeader(s.now)
 	s.forceSave = false
+	s.persistSet = false
 	s.destroyed = true
 }
 
 // SetPersistent chooses, for this session only, between a persistent cookie
-// (true: it outlives the browser, until the manager's lifetime ends; the
+// (true: it outlives the browser, until the session's lifetime ends; the
 // "remember me" box) and a browser-session cookie (false: it dies with the
-// browser). The choice is kept with the session. Without a call, the
-// manager's lifetime decides: see [WithLifetime].
+// browser). The choice is kept with the session. Without a call,
+// [WithPersistent] decides.
 func (s *Session[T]) SetPersistent(persistent bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.warnCommitted("SetPersistent") {
-		return
-	}
+	s.noteLateChangeLocked()
 	p := persistOff
 	if persistent {
 		p = persistOn
@@ -225,9 +252,10 @@ func (s *Session[T]) retireLocked() {
 	}
 }
 
-func (s *Session[T]) warnCommitted(method string) bool {
+// noteLateChangeLocked records a change made after the commit, which the
+// middleware will not save.
+func (s *Session[T]) noteLateChangeLocked() {
 	if s.committed {
-		s.logger.Warn("sessions: " + method + " called after the response header was written; ignored")
+		s.lateChange = true
 	}
-	return s.committed
 }

@@ -1,8 +1,10 @@
 package sessions
 
 import (
+	"bytes"
 	"encoding/binary"
 	"reflect"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -24,6 +26,19 @@ import (
 // (maps) or no fixed type (interfaces), or hold channels, functions, unsafe
 // pointers or themselves, get no plan, and their sessions are always
 // encoded.
+//
+// The invariant everything rests on: two equal images, one taken by Data
+// and one at commit time, imply equal encodings of the two values, for
+// every codec that encodes a value from its contents. A time.Time's
+// *time.Location is the one pointer imaged by its address rather than its
+// contents, which are private; locations are never changed once made, so
+// the same address means the same zone, but only while the object at that
+// address is alive: once collected, a new location (a time.FixedZone that
+// JSON decoding made, say) can be allocated at the same address. A snapshot
+// therefore keeps every location it imaged by address reachable until it
+// is released, and the commit-time image compares against it while the
+// value keeps its own locations reachable. FuzzImagesImplyEncodings checks
+// the invariant, with collections in between.
 
 // An imagePlan lists what an image of one type holds, in order.
 type imagePlan struct {
@@ -93,7 +108,8 @@ func buildPlan(t reflect.Type, visiting map[reflect.Type]bool) (*imagePlan, bool
 	case reflect.Pointer:
 		if t.Elem() == locationType {
 			// A time.Time's zone: locations are not changed after they
-			// are made, so the address stands for the contents.
+			// are made, so the address stands for the contents while
+			// the snapshot keeps the location alive.
 			p.add(imageOp{kind: imageAddress})
 			break
 		}
@@ -148,8 +164,48 @@ func (p *imagePlan) addShifted(q *imagePlan, off uintptr) {
 	}
 }
 
+// A snapshot is the image of a session's value from when Data first
+// handed out a pointer to it.
+type snapshot struct {
+	image []byte
+	// keep holds the pointers the image records by address, so that no
+	// other object can be allocated at one of those addresses while the
+	// snapshot is alive.
+	keep []unsafe.Pointer
+}
+
+var snapshots = sync.Pool{New: func() any { return &snapshot{image: make([]byte, 0, 512)} }}
+
+// takeSnapshot images *v, whose type p describes.
+func takeSnapshot[T any](p *imagePlan, v *T) *snapshot {
+	sn := snapshots.Get().(*snapshot)
+	sn.image = p.appendImage(sn.image[:0], &sn.keep, unsafe.Pointer(v))
+	return sn
+}
+
+// matches reports whether the value at v, whose type p describes, still
+// has the snapshot's image.
+func (sn *snapshot) matches(p *imagePlan, v unsafe.Pointer) bool {
+	buf := frames.Get().(*[]byte)
+	image := p.appendImage((*buf)[:0], nil, v)
+	same := bytes.Equal(image, sn.image)
+	*buf = image[:0]
+	putFrame(buf)
+	return same
+}
+
+// release returns the snapshot to its pool; it must not be used after.
+func (sn *snapshot) release() {
+	clear(sn.keep) // the pool must not keep locations alive
+	sn.keep = sn.keep[:0]
+	if cap(sn.image) <= 64<<10 {
+		snapshots.Put(sn)
+	}
+}
+
 // appendImage appends the image of the value at v, whose type p describes.
-func (p *imagePlan) appendImage(b []byte, v unsafe.Pointer) []byte {
+// Pointers imaged by address are appended to *keep, unless keep is nil.
+func (p *imagePlan) appendImage(b []byte, keep *[]unsafe.Pointer, v unsafe.Pointer) []byte {
 	for _, op := range p.ops {
 		at := unsafe.Add(v, op.off)
 		switch op.kind {
@@ -172,7 +228,7 @@ func (p *imagePlan) appendImage(b []byte, v unsafe.Pointer) []byte {
 				continue
 			}
 			for i := range uintptr(h.len) {
-				b = op.elem.appendImage(b, unsafe.Add(h.data, i*op.size))
+				b = op.elem.appendImage(b, keep, unsafe.Add(h.data, i*op.size))
 			}
 		case imagePointer:
 			target := *(*unsafe.Pointer)(at)
@@ -181,9 +237,15 @@ func (p *imagePlan) appendImage(b []byte, v unsafe.Pointer) []byte {
 				continue
 			}
 			b = append(b, 1)
-			b = op.elem.appendImage(b, target)
+			b = op.elem.appendImage(b, keep, target)
 		case imageAddress:
-			b = binary.LittleEndian.AppendUint64(b, uint64(uintptr(*(*unsafe.Pointer)(at))))
+			target := *(*unsafe.Pointer)(at)
+			// The address is compared, never dereferenced: keep holds
+			// the object so that the address keeps naming it.
+			b = binary.LittleEndian.AppendUint64(b, uint64(uintptr(target)))
+			if keep != nil && target != nil {
+				*keep = append(*keep, target)
+			}
 		}
 	}
 	return b

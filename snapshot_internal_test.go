@@ -65,8 +65,8 @@ func TestImageTellsApart(t *testing.T) {
 	}
 	plan := planImage(reflect.TypeFor[v]())
 	for _, p := range pairs {
-		x := plan.appendImage(nil, unsafe.Pointer(&p.x))
-		y := plan.appendImage(nil, unsafe.Pointer(&p.y))
+		x := plan.appendImage(nil, nil, unsafe.Pointer(&p.x))
+		y := plan.appendImage(nil, nil, unsafe.Pointer(&p.y))
 		if string(x) == string(y) {
 			t.Errorf("%s: the images are equal: %q", p.name, x)
 		}

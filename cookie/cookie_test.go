@@ -17,6 +17,9 @@ import (
 	"github.com/starsessions/sessions/sessionstest"
 )
 
+// macName is the cookie name the tests' keys are bound to.
+const macName = sessions.DefaultCookieName
+
 var (
 	secret    = bytes.Repeat([]byte("k"), 32)
 	oldSecret = bytes.Repeat([]byte("o"), 32)
@@ -70,20 +73,20 @@ func TestRead(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			data, found, rotate, err := tt.backend.ReadRotate(ctx, tt.token)
+			rec, found, err := tt.backend.ReadRecord(ctx, tt.token)
 			if err != nil {
-				t.Fatalf("ReadRotate: %v", err)
+				t.Fatalf("ReadRecord: %v", err)
 			}
 			got := struct {
 				Data          string
 				Found, Rotate bool
-			}{string(data), found, rotate}
+			}{string(rec.Data), found, rec.Rotate}
 			want := struct {
 				Data          string
 				Found, Rotate bool
 			}{tt.wantData, tt.wantFound, tt.wantRotate}
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("ReadRotate (-want +got):\n%s", diff)
+				t.Errorf("ReadRecord (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -154,6 +157,74 @@ func TestKeysDependOnSecret(t *testing.T) {
 	}
 }
 
+// TestBoundToName checks that a cookie is accepted under the name it was
+// issued for only, also when one Backend value serves both names, and that
+// the name is bound into the keys as well as into the signature.
+func TestBoundToName(t *testing.T) {
+	shared := New(secret, WithOldSecrets(oldSecret))
+	for _, encrypt := range []bool{false, true} {
+		var opts []Option
+		if encrypt {
+			opts = append(opts, WithEncryption())
+		}
+		b := New(secret, opts...)
+		pending, signedIn := b.BindName("pending").(*Backend), b.BindName("signed-in").(*Backend)
+		token := write(t, pending, "x")
+		if _, found, _ := signedIn.Read(ctx, token); found {
+			t.Errorf("encrypt=%t: a cookie issued under one name is accepted under another", encrypt)
+		}
+		if data, found, _ := pending.Read(ctx, token); !found || string(data) != "x" {
+			t.Errorf("encrypt=%t: the cookie is not accepted under its own name: %q, %t", encrypt, data, found)
+		}
+		if _, found, _ := b.Read(ctx, token); found {
+			t.Errorf("encrypt=%t: the unbound backend, named %q, accepts a cookie for %q", encrypt, macName, "pending")
+		}
+		// The keys differ too, not only the name in the MAC.
+		ka, kb := keyFor(secret, "a", encrypt), keyFor(secret, "b", encrypt)
+		if ka.sc == kb.sc || bytes.Equal(deriveKey(secret, "p", "a"), deriveKey(secret, "p", "b")) {
+			t.Errorf("encrypt=%t: keys for two names are equal", encrypt)
+		}
+	}
+	// Binding neither changes the receiver nor drops its old secrets.
+	old := write(t, New(oldSecret).BindName("n").(*Backend), "y")
+	if rec, found, _ := shared.BindName("n").(*Backend).ReadRecord(ctx, old); !found || !rec.Rotate {
+		t.Errorf("a bound backend lost its old secrets: found %t, rotate %t", found, rec.Rotate)
+	}
+	if shared.name != macName {
+		t.Errorf("BindName changed the receiver's name to %q", shared.name)
+	}
+}
+
+// TestTooLargeCountsTheName checks the 4096-byte limit on name and value
+// together, at the boundary, under the name the backend is bound to.
+func TestTooLargeCountsTheName(t *testing.T) {
+	for _, name := range []string{"s", strings.Repeat("n", 100)} {
+		b := New(secret).BindName(name).(*Backend)
+		// Find the largest payload whose cookie fits.
+		fits := -1
+		for n := 2000; n < 4000; n++ {
+			token, err := b.Write(ctx, "", bytes.Repeat([]byte("x"), n), time.Hour)
+			if err != nil {
+				if !errors.Is(err, ErrTooLarge) {
+					t.Fatal(err)
+				}
+				break
+			}
+			if len(name)+1+len(token) > sessions.MaxCookieSize {
+				t.Fatalf("name %d bytes: Write returned a %d-byte cookie", len(name), len(name)+1+len(token))
+			}
+			fits = n
+		}
+		if fits < 0 {
+			t.Fatalf("name %d bytes: no payload fits", len(name))
+		}
+		token, _ := b.Write(ctx, "", bytes.Repeat([]byte("x"), fits), time.Hour)
+		if _, found, _ := b.Read(ctx, token); !found {
+			t.Errorf("name %d bytes: the largest cookie that fits is not read back", len(name))
+		}
+	}
+}
+
 // FuzzRead feeds arbitrary cookie values to the decode path: it must never
 // panic, never error, and accept only what the backend signed.
 func FuzzRead(f *testing.F) {
@@ -177,7 +248,7 @@ func FuzzRead(f *testing.F) {
 // Decode: for any cookie value, both accept or both refuse, and they agree
 // on the data.
 func FuzzOpenMatchesSecurecookie(f *testing.F) {
-	keys := []*key{keyFor(secret, false), keyFor(secret, true)}
+	keys := []*key{keyFor(secret, macName, false), keyFor(secret, macName, true)}
 	for _, k := range keys {
 		for _, data := range []string{"", "x", "session data | with pipes |", strings.Repeat("y", 300)} {
 			token, err := k.seal(macName, []byte(data))
@@ -213,7 +284,7 @@ func FuzzSealMatchesSecurecookie(f *testing.F) {
 	for _, data := range []string{"", "x", "ab", "abc", "session data | with pipes |", strings.Repeat("y", 3000)} {
 		f.Add([]byte(data))
 	}
-	k := keyFor(secret, false)
+	k := keyFor(secret, macName, false)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want, err := k.sc.Encode(macName, data)
 		if err != nil {
@@ -245,10 +316,10 @@ func FuzzSealMatchesSecurecookie(f *testing.F) {
 // signature check: dates that are not numbers, values that are not base64,
 // pipes in odd places, ciphertexts too short to hold an IV.
 func FuzzOpenSignedMatchesSecurecookie(f *testing.F) {
-	keys := []*key{keyFor(secret, false), keyFor(secret, true)}
+	keys := []*key{keyFor(secret, macName, false), keyFor(secret, macName, true)}
 	hashKeys := [][]byte{
-		deriveKey(secret, "starsessions cookie signing key v1"),
-		deriveKey(secret, "starsessions cookie signing key v1, encrypted"),
+		deriveKey(secret, "starsessions cookie signing key v2", macName),
+		deriveKey(secret, "starsessions cookie signing key v2, encrypted", macName),
 	}
 	f.Add([]byte("1700000000"), []byte("c2Vzc2lvbg=="))
 	f.Add([]byte("-1"), []byte("|"))

@@ -57,7 +57,7 @@ func main() {
 		log.Fatalf("example: %v", err)
 	}
 	defer closeBackend()
-	app := newApp(backend, sessions.WithSecure(!*insecure))
+	app := newApp(backend, sessions.WithCookieSecure(!*insecure))
 	host := *addr
 	if strings.HasPrefix(host, ":") {
 		host = "localhost" + host

@@ -16,7 +16,7 @@ import (
 // TestClickThrough walks the example the way a person would: visit,
 // reload, log in, log out.
 func TestClickThrough(t *testing.T) {
-	srv := httptest.NewServer(newApp(cookie.New(bytes.Repeat([]byte("e"), 32)), sessions.WithSecure(false)).routes())
+	srv := httptest.NewServer(newApp(cookie.New(bytes.Repeat([]byte("e"), 32)), sessions.WithCookieSecure(false)).routes())
 	defer srv.Close()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
@@ -65,7 +65,7 @@ func TestClickThrough(t *testing.T) {
 // TestOversizedSession grows a cookie session past what a cookie holds:
 // the user gets a page that says so, and the session stays as it was.
 func TestOversizedSession(t *testing.T) {
-	srv := httptest.NewServer(newApp(cookie.New(bytes.Repeat([]byte("e"), 32)), sessions.WithSecure(false)).routes())
+	srv := httptest.NewServer(newApp(cookie.New(bytes.Repeat([]byte("e"), 32)), sessions.WithCookieSecure(false)).routes())
 	defer srv.Close()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}

@@ -53,6 +53,7 @@ type record struct {
 
 var (
 	_ sessions.Backend          = (*Backend)(nil)
+	_ sessions.RecordReader     = (*Backend)(nil)
 	_ sessions.VersionedBackend = (*Backend)(nil)
 	_ sessions.Toucher          = (*Backend)(nil)
 )
@@ -106,22 +107,22 @@ func (b *Backend) live(key [sha256.Size]byte, now time.Time) (*record, bool) {
 // Read returns the live record for token. A token that is not shaped like
 // a session ID is not looked up.
 func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) {
-	data, _, found, err := b.ReadVersioned(ctx, token)
-	return data, found, err
+	rec, found, err := b.ReadRecord(ctx, token)
+	return rec.Data, found, err
 }
 
-// ReadVersioned is Read that also returns the record's version.
-func (b *Backend) ReadVersioned(_ context.Context, token string) ([]byte, uint64, bool, error) {
+// ReadRecord is Read that also returns the record's version.
+func (b *Backend) ReadRecord(_ context.Context, token string) (sessions.Record, bool, error) {
 	if !sessions.ValidID(token) {
-		return nil, 0, false, nil
+		return sessions.Record{}, false, nil
 	}
 	rec, ok := b.live(sessions.HashToken(token), b.now())
 	if !ok {
-		return nil, 0, false, nil
+		return sessions.Record{}, false, nil
 	}
 	// Records are replaced, never changed in place, so the slice can be
 	// shared with the caller.
-	return rec.data, rec.version, true, nil
+	return sessions.Record{Data: rec.data, Version: rec.version}, true, nil
 }
 
 // Write stores a copy of data under id, to expire after ttl, and returns id

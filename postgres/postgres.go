@@ -77,6 +77,7 @@ type Backend struct {
 
 var (
 	_ sessions.Backend          = (*Backend)(nil)
+	_ sessions.RecordReader     = (*Backend)(nil)
 	_ sessions.VersionedBackend = (*Backend)(nil)
 	_ sessions.Toucher          = (*Backend)(nil)
 )
@@ -181,28 +182,28 @@ func hash(token string) []byte {
 	return sum[:]
 }
 
-// Read returns the record for token; see ReadVersioned.
+// Read returns the record for token; see ReadRecord.
 func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) {
-	data, _, found, err := b.ReadVersioned(ctx, token)
-	return data, found, err
+	rec, found, err := b.ReadRecord(ctx, token)
+	return rec.Data, found, err
 }
 
-// ReadVersioned returns the live record for token and its version. A token
+// ReadRecord returns the live record for token and its version. A token
 // not shaped like a session ID is not looked up.
-func (b *Backend) ReadVersioned(ctx context.Context, token string) ([]byte, uint64, bool, error) {
+func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record, bool, error) {
 	if !sessions.ValidID(token) {
-		return nil, 0, false, nil
+		return sessions.Record{}, false, nil
 	}
 	var data []byte
 	var version int64
 	err := b.pool.QueryRow(ctx, b.q.read, hash(token)).Scan(&data, &version)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, 0, false, nil
+		return sessions.Record{}, false, nil
 	}
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("postgres: reading session: %w", err)
+		return sessions.Record{}, false, fmt.Errorf("postgres: reading session: %w", err)
 	}
-	return data, uint64(version), true, nil
+	return sessions.Record{Data: data, Version: uint64(version)}, true, nil
 }
 
 // Write stores data under id, to expire after ttl, and returns id as the

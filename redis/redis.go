@@ -55,6 +55,7 @@ type Backend struct {
 
 var (
 	_ sessions.Backend          = (*Backend)(nil)
+	_ sessions.RecordReader     = (*Backend)(nil)
 	_ sessions.VersionedBackend = (*Backend)(nil)
 	_ sessions.Toucher          = (*Backend)(nil)
 )
@@ -88,32 +89,32 @@ func (b *Backend) key(token string) string {
 	return string(base64.RawURLEncoding.AppendEncode(buf, sum[:]))
 }
 
-// Read returns the record for token; see ReadVersioned.
+// Read returns the record for token; see ReadRecord.
 func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) {
-	data, _, found, err := b.ReadVersioned(ctx, token)
-	return data, found, err
+	rec, found, err := b.ReadRecord(ctx, token)
+	return rec.Data, found, err
 }
 
-// ReadVersioned returns the record for token and its version, in one
+// ReadRecord returns the record for token and its version, in one
 // HMGET. A token not shaped like a session ID is not looked up.
-func (b *Backend) ReadVersioned(ctx context.Context, token string) ([]byte, uint64, bool, error) {
+func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record, bool, error) {
 	if !sessions.ValidID(token) {
-		return nil, 0, false, nil
+		return sessions.Record{}, false, nil
 	}
 	vals, err := b.client.HMGet(ctx, b.key(token), "d", "v").Result()
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("redis: reading session: %w", err)
+		return sessions.Record{}, false, fmt.Errorf("redis: reading session: %w", err)
 	}
 	data, ok1 := vals[0].(string)
 	vs, ok2 := vals[1].(string)
 	if !ok1 || !ok2 {
-		return nil, 0, false, nil
+		return sessions.Record{}, false, nil
 	}
 	version, err := strconv.ParseUint(vs, 10, 64)
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("redis: session record has a malformed version %q", vs)
+		return sessions.Record{}, false, fmt.Errorf("redis: session record has a malformed version %q", vs)
 	}
-	return []byte(data), version, true, nil
+	return sessions.Record{Data: []byte(data), Version: version}, true, nil
 }
 
 // writeScript stores a record if the current version is ARGV[1], or

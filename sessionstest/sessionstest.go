@@ -465,14 +465,14 @@ func versioned(t *testing.T, b sessions.Backend) sessions.VersionedBackend {
 
 func readVersion(t *testing.T, vb sessions.VersionedBackend, token string) (string, uint64) {
 	t.Helper()
-	data, v, found, err := vb.ReadVersioned(context.Background(), token)
+	rec, found, err := vb.ReadRecord(context.Background(), token)
 	if err != nil {
-		t.Fatalf("ReadVersioned: %v", err)
+		t.Fatalf("ReadRecord: %v", err)
 	}
 	if !found {
 		return "", 0
 	}
-	return string(data), v
+	return string(rec.Data), rec.Version
 }
 
 func testConditionalWrite(t *testing.T, s env) {

@@ -1,0 +1,162 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"time"
+)
+
+// A Manager loads and saves sessions whose data is a T, through a
+// [Backend]. Build one with [New] at start-up, wrap the application's
+// handler in [Manager.Middleware], and call [Manager.Get] in handlers.
+//
+// A Manager is safe for concurrent use by multiple goroutines.
+type Manager[T any] struct {
+	config
+	backend   Backend          // bound to the cookie name when it is a NameBinder
+	reader    RecordReader     // backend as a RecordReader, or nil
+	versioned VersionedBackend // backend as a VersionedBackend, or nil under last-write-wins
+	toucher   Toucher          // backend as a Toucher, or nil
+	appender  AppendMarshaler  // codec as an AppendMarshaler, or nil
+	// tagged is set when the backend does not bind tokens to the cookie
+	// name itself: records then carry tag, the name's tag.
+	tagged bool
+	tag    nameTag
+	// zeroPayload is the codec's encoding of T's zero value: a new session
+	// that still encodes to it is not worth storing.
+	zeroPayload []byte
+	plan        *imagePlan // images T's values, or nil; see snapshot.go
+	key         *contextKey
+	saveLocks   keyLocks
+	now         func() time.Time                                 // a seam for tests
+	sleep       func(ctx context.Context, d time.Duration) error // a seam for tests
+}
+
+// contextKey is the type of the key under which a manager finds its
+// request state; each manager has its own.
+type contextKey struct{ _ byte }
+
+// New returns a manager for sessions holding a T, stored in backend.
+//
+// New panics if the options contradict each other, for example a
+// "__Host-" cookie name with a Domain, or if the codec cannot encode T's
+// zero value: both are programming errors, best found at start-up.
+func New[T any](backend Backend, opts ...Option) *Manager[T] {
+	if backend == nil {
+		panic("sessions: New with a nil Backend")
+	}
+	m := &Manager[T]{config: defaultConfig(), key: new(contextKey), now: time.Now, sleep: sleepCtx}
+	for _, opt := range opts {
+		opt(&m.config)
+	}
+	m.check()
+	if nb, ok := backend.(NameBinder); ok {
+		backend = nb.BindName(m.cookieName)
+		if backend == nil {
+			panic("sessions: BindName returned a nil Backend")
+		}
+	} else {
+		m.tagged, m.tag = true, tagOf(m.cookieName)
+	}
+	m.backend = backend
+	m.reader, _ = backend.(RecordReader)
+	if !m.lastWriteWins {
+		m.versioned, _ = backend.(VersionedBackend)
+	}
+	m.toucher, _ = backend.(Toucher)
+	m.appender, _ = m.codec.(AppendMarshaler)
+	var zero T
+	zp, err := m.codec.Marshal(&zero)
+	if err != nil {
+		panic(fmt.Sprintf("sessions: the codec cannot encode the zero value of %T: %v", zero, err))
+	}
+	m.zeroPayload = zp
+	m.plan = planImage(reflect.TypeFor[T]())
+	return m
+}
+
+// Get returns the request's session, loading it on the first call in a
+// request and returning the same *Session after that. A request without a
+// valid session cookie gets a new, empty session (see [Session.IsNew]);
+// only a backend failure is an error. Get returns [ErrNoMiddleware] when r
+// did not pass through m's Middleware.
+func (m *Manager[T]) Get(r *http.Request) (*Session[T], error) {
+	if r == nil {
+		return nil, ErrNoMiddleware
+	}
+	st, _ := r.Context().Value(m.key).(*requestState[T])
+	if st == nil {
+		return nil, ErrNoMiddleware
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.loaded {
+		if err := m.load(r.Context(), r, &st.session); err != nil {
+			st.session = Session[T]{}
+			return nil, err
+		}
+		st.session.committed = st.committed
+		st.loaded = true
+	}
+	return &st.session, nil
+}
+
+func (m *Manager[T]) logger() *slog.Logger {
+	if m.config.logger != nil {
+		return m.config.logger
+	}
+	return slog.Default()
+}
+
+func (m *Manager[T]) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	if m.errorHandler != nil {
+		m.errorHandler(w, r, err)
+		return
+	}
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrConflict) {
+		code = http.StatusConflict
+	}
+	m.logger().ErrorContext(r.Context(), "sessions: request failed", "err", err, "method", r.Method, "path", r.URL.Path)
+	http.Error(w, http.StatusText(code), code)
+}
+
+// newHeader returns the record header of a session created at now.
+func (m *Manager[T]) newHeader(now int64) recordHeader {
+	return recordHeader{created: now, accessed: now, tagged: m.tagged, tag: m.tag}
+}
+
+// persistentFor reports whether a session whose record says p gets a
+// persistent cookie.
+func (m *Manager[T]) persistentFor(p persistence) bool {
+	return p == persistOn || p == persistDefault && m.persistent
+}
+
+// expiresAt returns, in Unix seconds, when the server will refuse a session
+// with header h that was last used at now.
+func (m *Manager[T]) expiresAt(h recordHeader, now int64) int64 {
+	end := h.created + int64(m.lifetime/time.Second)
+	if m.idleTimeout > 0 {
+		end = min(end, now+int64(m.idleTimeout/time.Second))
+	}
+	return end
+}
+
+// expiry returns how long the backend should keep a record with header h
+// written now, and the cookie's Max-Age (0 for a browser-session cookie).
+func (m *Manager[T]) expiry(h recordHeader, now int64) (ttl, maxAge time.Duration) {
+	remaining := m.lifetime - time.Duration(now-h.created)*time.Second
+	ttl = remaining
+	if m.idleTimeout > 0 {
+		ttl = min(ttl, m.idleTimeout)
+	}
+	ttl = max(ttl, time.Second)
+	if m.persistentFor(h.persist) {
+		maxAge = max(remaining, time.Second)
+	}
+	return ttl, maxAge
+}
