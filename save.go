@@ -238,8 +238,8 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 		return "", fmt.Errorf("sessions: saving session: %w", err)
 	}
 	if err := m.checkToken(token, f); err != nil {
-		if token != s.loadedToken && validToken(token) {
-			m.backend.Remove(ctx, token) // best effort: the client can never name it
+		if token != s.loadedToken {
+			m.backend.Remove(ctx, token) // best effort: no client can ever name it
 		}
 		return "", err
 	}
@@ -276,12 +276,14 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 	if s.stored {
 		target = s.version
 	}
-	created := false // a record under s.id exists, made by this save
+	created := "" // the token of a record that this save made, if any
 	for attempt := 1; ; attempt++ {
 		rec, ttl := m.record(s, f, now)
 		token, err := vb.WriteIfVersion(ctx, s.id, rec, ttl, target)
 		if err == nil {
-			created = created || target == 0 || moving
+			if target == 0 || moving {
+				created = token
+			}
 			target++
 			err = m.checkToken(token, f)
 			switch {
@@ -323,9 +325,9 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 				continue
 			}
 		}
-		if created {
+		if created != "" {
 			// Best effort: the new record must not outlive a failed save.
-			vb.Remove(ctx, s.id)
+			vb.Remove(ctx, created)
 		}
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrCookieTooLarge) || errors.Is(err, errBadToken) {
 			return "", err

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -69,6 +70,63 @@ func TestImageTellsApart(t *testing.T) {
 		y := plan.appendImage(nil, nil, unsafe.Pointer(&p.y))
 		if string(x) == string(y) {
 			t.Errorf("%s: the images are equal: %q", p.name, x)
+		}
+	}
+}
+
+// TestSnapshotKeepsLocationsAlive checks the one pointer an image compares
+// by address. Once the value no longer holds the location its time was in,
+// only the snapshot does; if it did not, the collector could free the
+// location and a new one, in another zone, could be allocated at its
+// address: the commit-time image would then equal the snapshot while the
+// JSON encoding, which carries the zone's offset, differs, and the change
+// would not be saved.
+func TestSnapshotKeepsLocationsAlive(t *testing.T) {
+	type zoned struct{ T time.Time }
+	plan := planImage(reflect.TypeFor[zoned]())
+	instant := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	v := zoned{T: instant.In(time.FixedZone("", 5*3600+1800))}
+	before, _ := JSON.Marshal(v)
+	sn := takeSnapshot(plan, &v)
+	defer sn.release()
+	v.T = time.Time{} // the value lets go of its location
+
+	var made []*time.Location // kept, so that each new one gets a new address
+	for i := range 3000 {
+		if i%50 == 0 {
+			runtime.GC()
+		}
+		loc := time.FixedZone("", -(3*3600 + 1800))
+		made = append(made, loc)
+		v.T = instant.In(loc) // same wall clock bytes, another zone
+		if sn.matches(plan, unsafe.Pointer(&v)) {
+			after, _ := JSON.Marshal(v)
+			t.Fatalf("after %d new locations: the images are equal, the encodings %s and %s are not", i+1, before, after)
+		}
+	}
+	runtime.KeepAlive(made)
+}
+
+// TestSliceHeaderLayout states what the image's reading of slices assumes:
+// a slice is its data pointer, then its length, then its capacity, each a
+// machine word, as reflect and the runtime lay it out.
+func TestSliceHeaderLayout(t *testing.T) {
+	var h sliceHeader
+	if unsafe.Sizeof(h) != unsafe.Sizeof([]int(nil)) || unsafe.Sizeof(h) != 3*unsafe.Sizeof(uintptr(0)) {
+		t.Fatalf("sliceHeader is %d bytes, a slice %d", unsafe.Sizeof(h), unsafe.Sizeof([]int(nil)))
+	}
+	if unsafe.Offsetof(h.data) != 0 || unsafe.Offsetof(h.len) != unsafe.Sizeof(uintptr(0)) || unsafe.Offsetof(h.cap) != 2*unsafe.Sizeof(uintptr(0)) {
+		t.Fatalf("sliceHeader fields at %d, %d, %d", unsafe.Offsetof(h.data), unsafe.Offsetof(h.len), unsafe.Offsetof(h.cap))
+	}
+	for _, s := range [][]int{nil, {}, make([]int, 3, 7)} {
+		got := (*sliceHeader)(unsafe.Pointer(&s))
+		if got.data != unsafe.Pointer(unsafe.SliceData(s)) || got.len != len(s) || got.cap != cap(s) {
+			t.Errorf("slice %v (len %d cap %d) read as %+v", s, len(s), cap(s), *got)
+		}
+		// nil and empty differ in the data pointer alone, which is what
+		// the image tells them apart by.
+		if (got.data == nil) != (s == nil) {
+			t.Errorf("slice %v: data pointer nil is %t, slice nil is %t", s, got.data == nil, s == nil)
 		}
 	}
 }
