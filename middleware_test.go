@@ -264,15 +264,30 @@ func TestCookieOptions(t *testing.T) {
 
 func TestConfigurationPanics(t *testing.T) {
 	tests := map[string][]sessions.Option{
-		"__Host- with Domain":        {sessions.WithCookieName("__Host-s"), sessions.WithCookieDomain("example.com")},
-		"__Host- with Path":          {sessions.WithCookieName("__Host-s"), sessions.WithCookiePath("/app")},
-		"__Host- without Secure":     {sessions.WithCookieName("__Host-s"), sessions.WithCookieSecure(false)},
-		"__Secure- without Secure":   {sessions.WithCookieName("__Secure-s"), sessions.WithCookieSecure(false)},
-		"SameSite=None, not Secure":  {sessions.WithCookieSameSite(http.SameSiteNoneMode), sessions.WithCookieSecure(false)},
-		"Partitioned, not Secure":    {sessions.WithCookiePartitioned(true), sessions.WithCookieSecure(false)},
-		"cookie name with separator": {sessions.WithCookieName("a;b")},
-		"empty cookie name":          {sessions.WithCookieName("")},
-		"Path with semicolon":        {sessions.WithCookiePath("/;Domain=evil.com")},
+		"__Host- with Domain":              {sessions.WithCookieName("__Host-s"), sessions.WithCookieDomain("example.com")},
+		"__Host- with Path":                {sessions.WithCookieName("__Host-s"), sessions.WithCookiePath("/app")},
+		"__Host- without Secure":           {sessions.WithCookieName("__Host-s"), sessions.WithCookieSecure(false)},
+		"__Secure- without Secure":         {sessions.WithCookieName("__Secure-s"), sessions.WithCookieSecure(false)},
+		"SameSite=None, not Secure":        {sessions.WithCookieSameSite(http.SameSiteNoneMode), sessions.WithCookieSecure(false)},
+		"Partitioned, not Secure":          {sessions.WithCookiePartitioned(true), sessions.WithCookieSecure(false)},
+		"cookie name with separator":       {sessions.WithCookieName("a;b")},
+		"empty cookie name":                {sessions.WithCookieName("")},
+		"Path with semicolon":              {sessions.WithCookiePath("/;Domain=evil.com")},
+		"__HOST- in capitals, with Domain": {sessions.WithCookieName("__HOST-s"), sessions.WithCookieDomain("example.com")},
+		"__host- in lower case, Path":      {sessions.WithCookieName("__host-s"), sessions.WithCookiePath("/app")},
+		"__SeCuRe- without Secure":         {sessions.WithCookieName("__SeCuRe-s"), sessions.WithCookieSecure(false)},
+		"Path not starting with /":         {sessions.WithCookiePath("app")},
+		"empty Path":                       {sessions.WithCookiePath("")},
+		"Path with a control character":    {sessions.WithCookiePath("/a\x01b")},
+		"Path with DEL":                    {sessions.WithCookiePath("/a\x7fb")},
+		"Path with CR LF":                  {sessions.WithCookiePath("/\r\nX: y")},
+		"Path of 1025 bytes":               {sessions.WithCookiePath("/" + strings.Repeat("a", 1024))},
+		"Domain with a control character":  {sessions.WithCookieDomain("example.com\x00")},
+		"Domain with a space":              {sessions.WithCookieDomain("example.com x")},
+		"Domain with semicolon":            {sessions.WithCookieDomain("example.com;Secure")},
+		"Domain of 1025 bytes":             {sessions.WithCookieDomain(strings.Repeat("a", 1025))},
+		"zero lifetime":                    {sessions.WithLifetime(0)},
+		"negative lifetime":                {sessions.WithLifetime(-time.Hour)},
 	}
 	for name, opts := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -284,8 +299,11 @@ func TestConfigurationPanics(t *testing.T) {
 			sessions.New[profile](newCookieBackend(), opts...)
 		})
 	}
-	// The valid __Host- configuration must not panic.
+	// Valid configurations must not panic: __Host- in any case, and the
+	// longest attributes allowed.
 	sessions.New[profile](newCookieBackend(), sessions.WithCookieName("__Host-s"))
+	sessions.New[profile](newCookieBackend(), sessions.WithCookieName("__HOST-s"))
+	sessions.New[profile](newCookieBackend(), sessions.WithCookiePath("/"+strings.Repeat("a", 1023)), sessions.WithCookieDomain(strings.Repeat("a", 1024)))
 }
 
 func TestLifetimeAndPersistence(t *testing.T) {

@@ -238,8 +238,9 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 		return "", fmt.Errorf("sessions: saving session: %w", err)
 	}
 	if err := m.checkToken(token, f); err != nil {
-		if token != s.loadedToken {
-			m.backend.Remove(ctx, token) // best effort: no client can ever name it
+		if s.loadedToken == "" || s.id != s.loadedToken {
+			// A new record, which no client can ever name: best effort.
+			m.backend.Remove(ctx, token)
 		}
 		return "", err
 	}

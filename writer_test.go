@@ -1,0 +1,158 @@
+package sessions_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/starsessions/sessions"
+)
+
+func TestFlushErrorReportsFailedSave(t *testing.T) {
+	for name, fail := range map[string]bool{"save fails": true, "save succeeds": false} {
+		t.Run(name, func(t *testing.T) {
+			clock := newFakeClock()
+			fb := newFakeBackend(clock)
+			if fail {
+				fb.failWith("Write", errors.New("backend down"))
+			}
+			m := newManager[profile](clock, fb, sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+				http.Error(w, "sorry", http.StatusServiceUnavailable)
+			}))
+			var flushErr error
+			h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s, _ := m.Get(r)
+				if s != nil {
+					s.Data().Visits++
+				}
+				flushErr = http.NewResponseController(w).Flush()
+			}))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			if fail != errors.Is(flushErr, sessions.ErrNotSaved) {
+				t.Errorf("ResponseController.Flush() = %v; want ErrNotSaved: %t", flushErr, fail)
+			}
+			if !fail && (flushErr != nil || !rec.Flushed || len(rec.Result().Cookies()) != 1) {
+				t.Errorf("Flush() = %v, flushed %t, cookies %d", flushErr, rec.Flushed, len(rec.Result().Cookies()))
+			}
+		})
+	}
+}
+
+// readerFromRecorder is a recorder that, like the server's own writer,
+// takes a body from a reader itself (with sendfile, on a real connection).
+type readerFromRecorder struct {
+	*httptest.ResponseRecorder
+	readFroms int
+	cookieSet bool
+}
+
+func (w *readerFromRecorder) ReadFrom(r io.Reader) (int64, error) {
+	w.readFroms++
+	w.cookieSet = len(w.Header()["Set-Cookie"]) > 0
+	return io.Copy(w.ResponseRecorder, r)
+}
+
+func TestReadFromPassesThrough(t *testing.T) {
+	m := sessions.New[profile](newCookieBackend())
+	h := app(m, visit)
+	h = m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := m.Get(r)
+		s.Data().Visits++
+		// A reader without WriteTo, as an *os.File falls back to when
+		// the destination is not a socket, so that io.Copy asks w.
+		if _, err := io.Copy(w, struct{ io.Reader }{strings.NewReader("a body")}); err != nil {
+			t.Error(err)
+		}
+	}))
+	rec := &readerFromRecorder{ResponseRecorder: httptest.NewRecorder()}
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.readFroms != 1 || !rec.cookieSet {
+		t.Errorf("the server writer's ReadFrom ran %d times, after the cookie was set: %t; want once, true", rec.readFroms, rec.cookieSet)
+	}
+	if rec.Body.String() != "a body" {
+		t.Errorf("body %q", rec.Body)
+	}
+	// Without a ReadFrom below, the copy still works.
+	plain := httptest.NewRecorder()
+	h.ServeHTTP(plain, httptest.NewRequest("GET", "/", nil))
+	if plain.Body.String() != "a body" || len(plain.Result().Cookies()) != 1 {
+		t.Errorf("through a plain writer: body %q, %d cookies", plain.Body, len(plain.Result().Cookies()))
+	}
+}
+
+// TestHijackSavesNothing hijacks the connection before the header, once
+// directly and once through a ResponseController: no cookie can be sent,
+// so the backend must not be written to, and the lost change is logged.
+func TestHijackSavesNothing(t *testing.T) {
+	hijackers := map[string]func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error){
+		"direct":             func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) { return w.(http.Hijacker).Hijack() },
+		"ResponseController": func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) { return http.NewResponseController(w).Hijack() },
+	}
+	for name, hijack := range hijackers {
+		t.Run(name, func(t *testing.T) {
+			clock := newFakeClock()
+			fb := newFakeBackend(clock)
+			var logs strings.Builder
+			m := newManager[profile](clock, fb, sessions.WithLogger(newTextLogger(&logs)))
+			done := make(chan struct{}) // the middleware has returned
+			mw := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s, _ := m.Get(r)
+				s.Data().Visits++
+				conn, buf, err := hijack(w)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer conn.Close()
+				buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+				buf.Flush()
+			}))
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer close(done)
+				mw.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			res, err := http.Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			<-done
+			if n := fb.count("Write"); n != 0 {
+				t.Errorf("%d backend writes for a session whose cookie could never be sent", n)
+			}
+			if len(res.Cookies()) != 0 {
+				t.Errorf("cookies %v on a hijacked connection", res.Cookies())
+			}
+			if !strings.Contains(logs.String(), "not saved") {
+				t.Errorf("no warning that the change was not saved: %q", logs.String())
+			}
+		})
+	}
+}
+
+// TestVaryNotShared changes one response's Vary header in place, after the
+// middleware set it: another response must not see the change.
+func TestVaryNotShared(t *testing.T) {
+	m := sessions.New[profile](newCookieBackend())
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := m.Get(r)
+		s.Data().Visits++
+		w.WriteHeader(http.StatusOK)
+		if r.URL.Path == "/meddle" {
+			w.Header()["Vary"][0] = "X-Meddled"
+		}
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/meddle", nil))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if got := rec.Header().Get("Vary"); got != "Cookie" {
+		t.Errorf("Vary = %q after another response changed its own", got)
+	}
+}
