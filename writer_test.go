@@ -91,8 +91,10 @@ func TestReadFromPassesThrough(t *testing.T) {
 // so the backend must not be written to, and the lost change is logged.
 func TestHijackSavesNothing(t *testing.T) {
 	hijackers := map[string]func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error){
-		"direct":             func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) { return w.(http.Hijacker).Hijack() },
-		"ResponseController": func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) { return http.NewResponseController(w).Hijack() },
+		"direct": func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) { return w.(http.Hijacker).Hijack() },
+		"ResponseController": func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+			return http.NewResponseController(w).Hijack()
+		},
 	}
 	for name, hijack := range hijackers {
 		t.Run(name, func(t *testing.T) {
