@@ -10,10 +10,13 @@ import (
 
 // A Codec turns a typed session value into bytes for a [Backend] and back.
 //
-// Marshal should be deterministic: the manager compares the bytes of a
-// session before and after a request to decide whether to save it, so a
-// codec that encodes equal values differently only causes needless writes.
-// Unmarshal is given a pointer to a zero value.
+// Marshal must be deterministic: the manager compares the bytes of a
+// session before and after a request to decide whether to save it, and
+// with the encoding of T's zero value to decide whether a new session is
+// worth storing. A codec that encodes equal values differently causes
+// needless writes, conflicts with concurrent requests where there were
+// none, and stores new sessions that still hold the zero value. Unmarshal
+// is given a pointer to a zero value.
 type Codec interface {
 	Marshal(v any) ([]byte, error)
 	Unmarshal(data []byte, v any) error

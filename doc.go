@@ -29,47 +29,62 @@
 // [WithAutoload] loads every session in the middleware instead.
 //
 // The middleware saves the session just before the response header is
-// written, at the first Write, WriteHeader or Flush, or when the handler
-// returns. It saves only what changed, so a request that only reads sends
-// no Set-Cookie and writes nothing to the backend. To find out, it compares
-// the value with a copy of its contents that [Session.Data] set aside when
-// it first handed out the pointer; only when the two differ, or when T holds
-// maps or interfaces (which get no such copy), does it encode the session
-// and compare the encoding with what was loaded. A handler that reads
-// through [Session.Value] rather than [Session.Data] spares even the copy. A new
-// session still equal to T's zero value is never stored and gets no
-// cookie, so anonymous visitors cannot fill the store. A save that fails never turns into a silent 200: the error handler
-// answers instead (see [WithErrorHandler]).
+// written, at the first Write, WriteHeader, Flush or ReadFrom, or when the
+// handler returns. It saves only what changed, so a request that only reads
+// sends no Set-Cookie and writes nothing to the backend. To find out, it
+// compares the value with a copy of its contents that [Session.Data] set
+// aside when it first handed out the pointer; only when the two differ, or
+// when T holds maps or interfaces (which get no such copy), does it encode
+// the session and compare the encoding with what was loaded. A handler that
+// reads through [Session.Value] rather than [Session.Data] spares even the
+// copy. A new session still equal to T's zero value is never stored and gets
+// no cookie, so anonymous visitors cannot fill the store. A save that fails
+// never turns into a silent 200: the error handler answers instead (see
+// [WithErrorHandler]).
+//
+// A Session's methods are safe for concurrent use by the goroutines of its
+// request, and ordered with the save; the pointer Data returns is not
+// synchronized. Changes made after the response header is written are not
+// saved, and the middleware logs a warning about them.
 //
 // # Concurrent requests
 //
 // Two requests on one session (two tabs, a burst of XHRs, a slow request
-// beside a logout) never lose an update silently. With a backend that
-// implements [VersionedBackend], such as memory, each record carries a
-// version and a save succeeds only over the version its request loaded.
-// When it meets a newer one, the manager reloads the record and replays the
-// changes the request made through [Session.Update]; changes made through
-// [Session.Data] cannot be replayed, and fail with [ErrConflict] (409 by
-// default) rather than overwrite the other request's. A destroyed or
-// regenerated session is never brought back by a request that was still
-// running. Saves of one process on one session are ordered before the
-// backend is asked, so conflicts arise only between processes.
-// [WithLastWriteWins] turns all of this off.
+// beside a logout) never lose an update silently on a backend that
+// implements [VersionedBackend], such as memory, Redis and PostgreSQL: each
+// record carries a version, and a save succeeds only over the version its
+// request loaded. When it meets a newer one, the manager reloads the record
+// and replays the changes the request made through [Session.Update];
+// changes made through [Session.Data] cannot be replayed, and fail with
+// [ErrConflict] (409 by default) rather than overwrite the other request's.
+// A destroyed or regenerated session is never brought back by a request
+// that was still running. Conflicts arise between the requests of one
+// process as well as between processes: a lock per session orders the saves
+// of one process, so that a save that must reload sees the saves before it,
+// but two requests that loaded the same version still conflict.
+// [WithLastWriteWins] turns all of this off; the cookie backend, which
+// keeps no server state, and backends that do not implement
+// VersionedBackend are last-write-wins.
 //
-// # Expiry
+// # Expiry and cookies
 //
 // Every stored record carries its creation and last-access times, inside the
 // signed payload for cookie sessions, so the server refuses a session after
-// its lifetime ([WithLifetime]) or idle timeout ([WithIdleTimeout]) even if
-// an old cookie is replayed. Backends expire records too.
+// its lifetime ([WithLifetime], 24 hours by default) or idle timeout
+// ([WithIdleTimeout]) even if an old cookie is replayed. Backends expire
+// records too. Whether the cookie outlives the browser is a separate choice:
+// [WithPersistent] for the manager, [Session.SetPersistent] for one session.
 //
 // # Codecs
 //
 // [JSON] is the default; [Msgpack] is smaller and faster. Any type that
-// implements [Codec] works. Data that no longer decodes, say after a change
-// to T, gives the client a new, empty session and a debug log line, never an
-// error page. Bytes from a backend that are not a session record at all are
-// a fault instead, reported as [ErrCorrupt].
+// implements [Codec] works, but it must be deterministic: a codec that
+// encodes equal values differently makes unchanged sessions look changed,
+// which costs writes, causes needless conflicts, and stores new sessions
+// that still hold T's zero value. Data that no longer decodes, say after a
+// change to T, gives the client a new, empty session and a debug log line,
+// never an error page. Bytes from a backend that are not a session record at
+// all are a fault instead, reported as [ErrCorrupt].
 //
 // # Backends
 //
@@ -81,16 +96,20 @@
 // more than one machine; they are separate modules so that this one never
 // depends on a database client. A backend stores bytes under tokens and is
 // easy to write; see the example of a user-written backend, and run the
-// conformance suite in package sessionstest against it. Server-side backends store records under
-// [HashToken] of the token, check incoming tokens with [ValidID] before
-// looking them up, and may offer optional capabilities: [Toucher] and
-// [TokenRotator].
+// conformance suite in package sessionstest against it. Server-side
+// backends store records under [HashToken] of the token, check incoming
+// tokens with [ValidID] before looking them up, and may offer optional
+// capabilities, in any combination: [RecordReader], [VersionedBackend],
+// [Toucher] and [NameBinder].
 //
 // # Security
 //
 // Cookies are HttpOnly always, SameSite=Lax, Path=/ and Secure by default;
 // names starting with "__Host-" or "__Secure-" have their rules enforced.
-// Session IDs are 256 bits from crypto/rand. Call [Session.Regenerate] when
-// a user logs in or otherwise changes privileges, and [Session.Destroy] on
-// logout. Tokens never appear in log output.
+// Session IDs are 256 bits from crypto/rand. A token is bound to the cookie
+// name it was issued under, so that two managers on one secret or store do
+// not accept each other's sessions. Call [Session.Regenerate] when a user
+// logs in or otherwise changes privileges, and [Session.Destroy] on logout.
+// [Session.Token] is a bearer secret and never appears in log output; log
+// [Session.Handle] instead.
 package sessions

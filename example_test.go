@@ -2,6 +2,7 @@ package sessions_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -81,7 +82,11 @@ func ExampleSession_Regenerate() {
 	defer store.Close()
 	mgr := sessions.New[Cart](store)
 	h := mgr.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, _ := mgr.Get(r)
+		s, err := mgr.Get(r)
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
 		if r.URL.Path == "/login" {
 			s.Regenerate() // a new ID on every change of privilege
 			s.Data().UserID = 42
@@ -99,7 +104,11 @@ func ExampleSession_Destroy() {
 	defer store.Close()
 	mgr := sessions.New[Cart](store)
 	h := mgr.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, _ := mgr.Get(r)
+		s, err := mgr.Get(r)
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
 		switch r.URL.Path {
 		case "/login":
 			s.Data().UserID = 42
@@ -158,7 +167,11 @@ func (b *mapBackend) Remove(_ context.Context, token string) error {
 func Example_customBackend() {
 	mgr := sessions.New[Cart](&mapBackend{records: map[[32]byte]mapRecord{}})
 	h := mgr.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, _ := mgr.Get(r)
+		s, err := mgr.Get(r)
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
 		s.Data().Items = append(s.Data().Items, "x")
 		fmt.Fprint(w, len(s.Data().Items))
 	}))
@@ -167,11 +180,85 @@ func Example_customBackend() {
 	// Output: 2
 }
 
+func ExampleSession_Update() {
+	store := memory.New()
+	defer store.Close()
+	mgr := sessions.New[Cart](store)
+	loaded := make(chan struct{})
+	proceed := make(chan struct{})
+	h := mgr.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := mgr.Get(r)
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
+		item := r.URL.Query().Get("item")
+		if item == "slow" {
+			loaded <- struct{}{} // another tab saves while this request works
+			<-proceed
+		}
+		if item != "" {
+			// A read-modify-write change, replayed if another request
+			// saved the session since this one loaded it.
+			s.Update(func(c *Cart) { c.Items = append(c.Items, item) })
+		}
+		fmt.Fprint(w, s.Value().Items)
+	}))
+	c := get(h, "/?item=first", nil).Cookies()[0]
+
+	slow := make(chan *http.Response)
+	go func() { slow <- get(h, "/?item=slow", c) }()
+	<-loaded
+	fmt.Println("fast tab:", body(get(h, "/?item=fast", c)))
+	close(proceed)
+	fmt.Println("slow tab:", (<-slow).StatusCode)
+	fmt.Println("stored:", body(get(h, "/", c)))
+	// Output:
+	// fast tab: [first fast]
+	// slow tab: 200
+	// stored: [first fast slow]
+}
+
+func ExampleWithErrorHandler() {
+	secret := []byte("an example secret of 32 bytes or more")
+	mgr := sessions.New[Cart](cookie.New(secret),
+		sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+			// Runs instead of the handler's response, before any of it is
+			// written, when the session cannot be loaded or saved.
+			switch {
+			case errors.Is(err, sessions.ErrCookieTooLarge):
+				http.Error(w, "your cart is too large", http.StatusRequestEntityTooLarge)
+			case errors.Is(err, sessions.ErrConflict):
+				http.Error(w, "changed in another tab; please retry", http.StatusConflict)
+			default:
+				http.Error(w, "session unavailable", http.StatusInternalServerError)
+			}
+		}))
+	h := mgr.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := mgr.Get(r)
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
+		for range 500 {
+			s.Data().Items = append(s.Data().Items, "a long item name")
+		}
+		fmt.Fprint(w, "added") // the save fails here, before the header
+	}))
+	res := get(h, "/", nil)
+	fmt.Println(res.StatusCode, body(res))
+	// Output: 413 your cart is too large
+}
+
 func ExampleSession_SetPersistent() {
 	mgr := sessions.New[Cart](cookie.New([]byte("an example secret of 32 bytes or more")),
 		sessions.WithLifetime(30*24*time.Hour))
 	h := mgr.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, _ := mgr.Get(r)
+		s, err := mgr.Get(r)
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
 		s.Data().UserID = 42
 		// The user left "remember me" unticked: the cookie dies with the
 		// browser, though the server would keep the session for 30 days.

@@ -91,6 +91,7 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerIdleTimeout", stateful: true, run: testManagerIdle},
 		{name: "ManagerConcurrentUpdates", stateful: true, run: testManagerConcurrentUpdates},
 		{name: "ManagerHostileCookies", run: testManagerHostileCookies},
+		{name: "ManagerTokenBoundToName", run: testManagerTokenBoundToName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -650,5 +651,30 @@ func testManagerHostileCookies(t *testing.T, s env) {
 	// The unknown token was not stored under the client's choice.
 	if got := read(t, s.Backend, chosen); got != nil {
 		t.Errorf("a record exists under the token the client chose")
+	}
+}
+
+// testManagerTokenBoundToName runs two managers with different cookie
+// names on the backend: a token one issued is a fresh session under the
+// other's name, and each still reads its own.
+func testManagerTokenBoundToName(t *testing.T, s env) {
+	a := sessions.New[suiteSession](s.Backend, sessions.WithCookieName("a_session"))
+	b := sessions.New[suiteSession](s.Backend, sessions.WithCookieName("b_session"))
+	ca, cb := newClient(t, app(a)), newClient(t, app(b))
+	ca.get("/inc")
+	if got := ca.get("/inc"); got != "/2/" {
+		t.Fatalf("manager a reads its own session as %q", got)
+	}
+	cb.get("/tag")
+	moved := newClient(t, app(b))
+	moved.cookie = &http.Cookie{Name: "b_session", Value: ca.cookie.Value}
+	if got := moved.get("/read"); got != "/0/" {
+		t.Errorf("a token of manager a under b's cookie name reads %q, want a fresh session", got)
+	}
+	if got := cb.get("/read"); got != "/0/t" {
+		t.Errorf("manager b reads its own session as %q", got)
+	}
+	if got := ca.get("/read"); got != "/2/" {
+		t.Errorf("manager a's session reads %q after the attempt", got)
 	}
 }
