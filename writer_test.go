@@ -158,3 +158,47 @@ func TestVaryNotShared(t *testing.T) {
 		t.Errorf("Vary = %q after another response changed its own", got)
 	}
 }
+
+// TestUpgradeCarriesCookie upgrades a connection the way WebSocket
+// libraries such as coder/websocket do: the 101 header is written, then the
+// connection hijacked. The header is the response header, so the session
+// is saved and its cookie rides on the 101.
+func TestUpgradeCarriesCookie(t *testing.T) {
+	clock := newFakeClock()
+	fb := newFakeBackend(clock)
+	m := newManager[profile](clock, fb)
+	srv := httptest.NewServer(m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		s.Data().Visits++
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "test")
+		w.WriteHeader(http.StatusSwitchingProtocols)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	})))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n"))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols || len(res.Cookies()) != 1 {
+		t.Errorf("status %d, cookies %v; want 101 with the session cookie", res.StatusCode, res.Cookies())
+	}
+	if n := fb.count("Write"); n != 1 {
+		t.Errorf("%d backend writes, want 1", n)
+	}
+}

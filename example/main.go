@@ -205,6 +205,8 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	// A change of privilege gets a new session ID (against session fixation).
 	s.Regenerate()
 	s.Data().Name = name
+	// The cookie outlives the browser only when the user asks for it.
+	s.SetPersistent(r.PostFormValue("remember") == "on")
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -243,6 +245,7 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 {{else}}
 <form method="post" action="/login">
   <label>Name <input name="name" required maxlength="64" autofocus></label>
+  <label><input type="checkbox" name="remember"> Keep me signed in for a week</label>
   <button type="submit">Log in</button>
 </form>
 {{end}}
