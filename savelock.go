@@ -44,6 +44,11 @@ func (k *keyLocks) lock(ctx context.Context, key string) (*keyLock, error) {
 	}
 	l.refs++
 	k.mu.Unlock()
+	select { // the usual case, and cheaper than a select with two cases
+	case l.ch <- struct{}{}:
+		return l, nil
+	default:
+	}
 	select {
 	case l.ch <- struct{}{}:
 		return l, nil
