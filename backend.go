@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"crypto/sha256"
 	"time"
 )
 
@@ -16,11 +17,12 @@ import (
 //
 // A backend can offer more through optional interfaces, discovered by type
 // assertion, in any combination: [RecordReader] reports what the store
-// knows about a record beside its bytes (its version, whether its token
-// should be reissued); [VersionedBackend] writes conditionally, so that
-// concurrent requests never lose each other's updates; [Toucher] extends an
-// expiry without rewriting data; and [NameBinder] binds tokens to the name
-// they travel under. A backend without VersionedBackend saves with
+// knows about a record beside its bytes (its version, its expiry, whether
+// its token should be reissued); [VersionedBackend] writes conditionally,
+// so that concurrent requests never lose each other's updates; [Toucher]
+// extends an expiry without rewriting data; [OwnerIndex] finds the sessions
+// of one owner; and [NameBinder] binds tokens to the name they travel
+// under. A backend without VersionedBackend saves with
 // last-write-wins: of two requests that change one session at the same
 // time, the later save replaces the earlier.
 type Backend interface {
@@ -44,6 +46,10 @@ type Record struct {
 	// Version is the record's version, for a [VersionedBackend]; 0
 	// otherwise.
 	Version uint64
+	// ExpiresAt is when the backend will drop the record unless it is
+	// written or touched again; the zero Time when the backend does not
+	// say.
+	ExpiresAt time.Time
 	// Rotate asks for the token to be reissued although it is still
 	// valid, as for a cookie signed with a retired secret: the manager
 	// then saves the session at the end of the request even if its data
@@ -71,19 +77,79 @@ type RecordReader interface {
 // version 0 stands for "no record". ReadRecord reports them in
 // [Record.Version]. Each method must be atomic with respect to the others on
 // the same token.
+//
+// A plain Write on a VersionedBackend advances the version too, and leaves
+// the record's owner (see [VersionedWrite.Owner]) as it was.
 type VersionedBackend interface {
 	Backend
 	RecordReader
-	// WriteIfVersion is Write that succeeds only if the live record for id
-	// has the given version, 0 meaning that there must be none. Otherwise it
-	// writes nothing and returns an error that matches [ErrConflict]. A
-	// record that was removed is never recreated by a write for version 1
-	// or more.
-	WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (token string, err error)
+	// WriteIfVersion stores w.Data under w.ID, as Write does, only if the
+	// live record for w.ID has version w.Version, 0 meaning that there must
+	// be none. Otherwise it writes nothing and returns an error that matches
+	// [ErrConflict]. A record that was removed is never recreated by a
+	// write for version 1 or more.
+	WriteIfVersion(ctx context.Context, w VersionedWrite) (token string, err error)
 	// RemoveIfVersion removes the record for token only if its version is
 	// the given one, and returns an error matching [ErrConflict] otherwise,
 	// a missing record included.
 	RemoveIfVersion(ctx context.Context, token string, version uint64) error
+}
+
+// A VersionedWrite is a conditional write, as the manager asks a
+// [VersionedBackend] for it.
+type VersionedWrite struct {
+	// ID is the session ID to store the record under.
+	ID string
+	// Data is the record. The backend does not keep it after the write
+	// returns.
+	Data []byte
+	// TTL is how long to keep the record, unless it is written or touched
+	// again.
+	TTL time.Duration
+	// Version is the version the live record under ID must have; 0 means
+	// that there must be none.
+	Version uint64
+	// Owner is the session's owner ("" for none), which the backend stores
+	// with the record, replacing the one it had. A backend that is an
+	// [OwnerIndex] lists the record under it; others may ignore it, for the
+	// manager keeps the owner inside Data too.
+	Owner string
+	// PreviousOwner is the owner of the record this write replaces, as the
+	// manager last read it: "" for a new record. When it equals Owner the
+	// owner did not change, and an index kept apart from the record needs
+	// no update.
+	PreviousOwner string
+	// Deadline is the latest moment the record may live: the end of the
+	// session's lifetime, which no touch extends. An index may use it to
+	// forget entries of records that can no longer exist.
+	Deadline time.Time
+}
+
+// An OwnerIndex is a [VersionedBackend] that keeps, beside its records, an
+// index by their owner ([VersionedWrite.Owner]), so that the manager can
+// list and end the sessions of one user at a cost that grows with that
+// user's sessions, never with the store ([Manager.Sessions],
+// [Manager.Revoke], [Manager.RevokeAll]).
+//
+// An index kept apart from the records, as in Redis Cluster, where it lives
+// in another slot, may lag: Owned must check each record's stored owner
+// when it reads it, and may prune entries that no longer match.
+type OwnerIndex interface {
+	VersionedBackend
+	// Owned returns the live records whose owner is owner, in any order.
+	Owned(ctx context.Context, owner string) ([]OwnedRecord, error)
+	// RemoveOwned removes the live record stored under key, the HashToken
+	// of its token, if, and only if, its owner is owner, and reports
+	// whether it did. Like any removal, it is final: no conditional write
+	// brings the record back.
+	RemoveOwned(ctx context.Context, owner string, key [sha256.Size]byte) (removed bool, err error)
+}
+
+// An OwnedRecord is a record that [OwnerIndex.Owned] found.
+type OwnedRecord struct {
+	// Key is the HashToken of the record's token.
+	Key [sha256.Size]byte
+	Record
 }
 
 // A Toucher is a [Backend] that can extend a record's expiry without

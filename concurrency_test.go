@@ -363,9 +363,9 @@ func (b *alwaysNewer) ReadRecord(ctx context.Context, token string) (sessions.Re
 	return rec, found, err
 }
 
-func (b *alwaysNewer) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
-	if version == 0 {
-		return b.Backend.WriteIfVersion(ctx, id, data, ttl, 0)
+func (b *alwaysNewer) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
+	if w.Version == 0 {
+		return b.Backend.WriteIfVersion(ctx, w)
 	}
 	return "", sessions.ErrConflict
 }

@@ -75,6 +75,17 @@
 // records too. Whether the cookie outlives the browser is a separate choice:
 // [WithPersistent] for the manager, [Session.SetPersistent] for one session.
 //
+// # Sessions per user
+//
+// [Session.SetOwner] ties a session to its user, usually at login beside
+// Regenerate. On a backend that is an [OwnerIndex] (memory, Redis,
+// PostgreSQL), [Manager.Sessions] then lists the user's sessions,
+// [Manager.Revoke] signs one out and [Manager.RevokeAll] all of them but
+// those kept, at a cost that grows with that user's sessions only. Cookie
+// sessions cannot be listed; [WithValidate] refuses them instead, when
+// something the user's own record holds has changed. [WithAuditTrail] logs
+// the life of every session.
+//
 // # Codecs
 //
 // [JSON] is the default; [Msgpack] is smaller and faster. Any type that

@@ -33,3 +33,9 @@ var ErrConflict = errors.New("sessions: session changed by a concurrent request"
 // record whose data no longer decodes into T, as after a change to T, is
 // not corrupt: it gives a fresh session and a debug log line.
 var ErrCorrupt = errors.New("sessions: backend returned a corrupt session record")
+
+// ErrRevoked, returned wrapped or not by the function given to
+// [WithValidate], ends the session it was given: its record is removed, the
+// request goes on with a fresh, empty session, and the client's cookie is
+// replaced.
+var ErrRevoked = errors.New("sessions: session revoked")

@@ -68,11 +68,11 @@ func (b *faultyBackend) ReadRecord(ctx context.Context, token string) (sessions.
 	return rec, found, err
 }
 
-func (b *faultyBackend) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, v uint64) (string, error) {
+func (b *faultyBackend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	if err := b.fault(ctx, "write"); err != nil {
 		return "", err
 	}
-	return b.Backend.WriteIfVersion(ctx, id, data, ttl, v)
+	return b.Backend.WriteIfVersion(ctx, w)
 }
 
 func (b *faultyBackend) Remove(ctx context.Context, token string) error {

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -32,7 +33,7 @@ func (m *Manager[T]) load(ctx context.Context, r *http.Request, s *Session[T]) e
 				if reason == "" {
 					s.forceSave = rec.Rotate
 					s.version = rec.Version
-					return nil
+					return m.validate(ctx, s)
 				}
 			}
 		}
@@ -63,13 +64,9 @@ func (m *Manager[T]) adopt(s *Session[T], token string, data []byte, now int64) 
 	if h.tagged != m.tagged || h.tag != m.tag {
 		return "session stored under another cookie name", nil
 	}
-	if now >= h.created+int64(m.lifetime/time.Second) {
-		return "session lifetime ended", nil
-	}
-	// A Toucher's own expiry enforces the idle timeout: the record's access
-	// time is only brought up to date when the record is rewritten.
-	if m.idleTimeout > 0 && m.toucher == nil && now >= h.accessed+int64(m.idleTimeout/time.Second) {
-		return "session idle timeout passed", nil
+	if reason := m.expired(h, now); reason != "" {
+		m.audit(context.Background(), "expired on load", handleOf(token), h.owner, "reason", reason)
+		return reason, nil
 	}
 	// The record is sound, so data that does not decode was written for
 	// another T: start afresh rather than lock the user out.
@@ -84,6 +81,41 @@ func (m *Manager[T]) adopt(s *Session[T], token string, data []byte, now int64) 
 	s.loadedPayload = payload
 	s.header = h
 	s.loadedPersist = h.persist
+	s.loadedOwner = h.owner
 	s.stored = true
 	return "", nil
+}
+
+// expired returns why a record with header h is no longer valid at now,
+// or "".
+func (m *Manager[T]) expired(h recordHeader, now int64) string {
+	if now >= h.created+int64(m.lifetime/time.Second) {
+		return "session lifetime ended"
+	}
+	// A Toucher's own expiry enforces the idle timeout: the record's access
+	// time is only brought up to date when the record is rewritten.
+	if m.idleTimeout > 0 && m.toucher == nil && now >= h.accessed+int64(m.idleTimeout/time.Second) {
+		return "session idle timeout passed"
+	}
+	return ""
+}
+
+// validate runs the WithValidate function on a session just loaded.
+func (m *Manager[T]) validate(ctx context.Context, s *Session[T]) error {
+	if m.validator == nil {
+		return nil
+	}
+	err := m.validator(ctx, &s.data)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrRevoked):
+		m.audit(ctx, "refused by validator", handleOf(s.token), s.header.owner)
+		// Nobody else holds s yet.
+		s.destroyLocked()
+		s.isNew, s.refused = true, true
+		return nil
+	default:
+		return fmt.Errorf("sessions: validating session: %w", err)
+	}
 }

@@ -21,7 +21,9 @@ type Manager[T any] struct {
 	reader    RecordReader     // backend as a RecordReader, or nil
 	versioned VersionedBackend // backend as a VersionedBackend, or nil under last-write-wins
 	toucher   Toucher          // backend as a Toucher, or nil
+	index     OwnerIndex       // backend as an OwnerIndex, or nil
 	appender  AppendMarshaler  // codec as an AppendMarshaler, or nil
+	validator func(context.Context, *T) error
 	// tagged is set when the backend does not bind tokens to the cookie
 	// name itself: records then carry tag, the name's tag.
 	tagged bool
@@ -64,10 +66,20 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 	}
 	m.backend = backend
 	m.reader, _ = backend.(RecordReader)
-	if !m.lastWriteWins {
-		m.versioned, _ = backend.(VersionedBackend)
-	}
+	// Last-write-wins still writes through WriteIfVersion, so that the
+	// owner reaches an index and a removed record stays removed; it only
+	// stops replaying and refusing on a conflict.
+	m.versioned, _ = backend.(VersionedBackend)
+	m.index, _ = backend.(OwnerIndex)
 	m.toucher, _ = backend.(Toucher)
+	if m.config.validate != nil {
+		v, ok := m.config.validate.(func(context.Context, *T) error)
+		if !ok {
+			var zero T
+			panic(fmt.Sprintf("sessions: WithValidate's function is a %T, not a func(context.Context, *%T) error", m.config.validate, zero))
+		}
+		m.validator = v
+	}
 	m.appender, _ = m.codec.(AppendMarshaler)
 	var zero T
 	zp, err := m.codec.Marshal(&zero)
@@ -110,6 +122,14 @@ func (m *Manager[T]) logger() *slog.Logger {
 		return m.config.logger
 	}
 	return slog.Default()
+}
+
+// audit logs event in the audit trail, when it is on.
+func (m *Manager[T]) audit(ctx context.Context, event, handle, owner string, attrs ...any) {
+	if !m.config.audit {
+		return
+	}
+	m.logger().InfoContext(ctx, "sessions: audit", append([]any{"event", event, "handle", handle, "owner", owner}, attrs...)...)
 }
 
 func (m *Manager[T]) handleError(w http.ResponseWriter, r *http.Request, err error) {

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -22,6 +23,8 @@ type config struct {
 	errorHandler  func(http.ResponseWriter, *http.Request, error)
 	lastWriteWins bool
 	logger        *slog.Logger
+	audit         bool
+	validate      any // a func(context.Context, *T) error, checked by New
 
 	cookieName  string
 	path        string
@@ -116,6 +119,31 @@ func WithErrorHandler(h func(w http.ResponseWriter, r *http.Request, err error))
 // warnings and, at debug level, cookies that were refused and why. The
 // default is [slog.Default]. Tokens are never logged.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithAuditTrail logs the life of every session through the manager's
+// logger (see [WithLogger]), at [slog.LevelInfo] under the message
+// "sessions: audit", as OWASP asks: created, regenerated, owner set,
+// destroyed, revoked, refused by the validator, and expired on load. Each
+// entry carries the event, the session's handle and its owner; never its
+// token.
+func WithAuditTrail() Option { return func(c *config) { c.audit = true } }
+
+// WithValidate sets a function that checks every stored session after it is
+// loaded and before the handler sees it, on every backend, the cookie
+// backend included. When fn returns an error that matches [ErrRevoked], the
+// session ends: its record is removed, the request goes on with a fresh,
+// empty session, and the client's cookie is replaced. Any other error fails
+// the load: [Manager.Get] returns it, and with [WithAutoload] it reaches the
+// error handler. New panics if T is not the manager's type.
+//
+// It is what makes "sign out everywhere" work for cookie sessions, which
+// the server cannot list or remove: keep in T something that a password
+// change or a "sign out everywhere" click changes in the user's own record,
+// such as a counter or a hash of the password hash, and refuse sessions
+// whose copy no longer matches.
+func WithValidate[T any](fn func(ctx context.Context, v *T) error) Option {
+	return func(c *config) { c.validate = fn }
+}
 
 // WithCookieName sets the session cookie's name; the default is
 // [DefaultCookieName]. A name starting with "__Host-" makes the browser

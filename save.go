@@ -66,12 +66,16 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 	s.committed = true
 	defer s.dropSnapshotLocked() // spent either way
 
+	if len(s.header.owner) > maxOwnerLength {
+		return fmt.Errorf("sessions: the session's owner is %d bytes; at most %d are kept", len(s.header.owner), maxOwnerLength)
+	}
 	buf := frames.Get().(*[]byte)
 	defer putFrame(buf)
 	f, dirty, err := m.changesLocked(s, buf)
 	if err != nil {
 		return err
 	}
+	before := m.auditBefore(s)
 	// The request's time, taken when the session was loaded, serves as the
 	// time of access: one clock read per request is enough.
 	now := s.now
@@ -108,7 +112,55 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 	if p.expire {
 		m.setCookie(h, "", -1)
 	}
+	m.auditSave(ctx, before, s, p)
 	return nil
+}
+
+// auditState is what the audit trail needs to know of a session before
+// its save.
+type auditState struct {
+	on        bool
+	stored    bool
+	retiring  bool
+	destroyed bool
+	refused   bool   // the validator ended the loaded session, and said so
+	handle    string // of the loaded token
+	owner     string // the loaded record's owner
+}
+
+func (m *Manager[T]) auditBefore(s *Session[T]) auditState {
+	if !m.config.audit {
+		return auditState{}
+	}
+	return auditState{on: true, stored: s.stored, retiring: s.removeToken != "", destroyed: s.destroyed,
+		refused: s.refused, handle: handleOf(s.loadedToken), owner: s.loadedOwner}
+}
+
+// auditSave logs what a successful save did to the session's life.
+func (m *Manager[T]) auditSave(ctx context.Context, was auditState, s *Session[T], p savePlan) {
+	if !was.on {
+		return
+	}
+	if was.destroyed && was.retiring && !was.refused {
+		m.audit(ctx, "destroyed", was.handle, was.owner)
+	}
+	if !p.write || p.refreshOnly {
+		return
+	}
+	handle, owner := handleOf(s.token), s.header.owner
+	switch {
+	case !was.stored && was.retiring && !was.destroyed:
+		m.audit(ctx, "regenerated", handle, owner, "previous_handle", was.handle)
+	case !was.stored:
+		m.audit(ctx, "created", handle, owner)
+	}
+	previous := was.owner
+	if was.destroyed || !was.stored && !was.retiring {
+		previous = ""
+	}
+	if owner != previous {
+		m.audit(ctx, "owner set", handle, owner, "previous_owner", previous)
+	}
 }
 
 // changesLocked finds out whether s holds data to write, and returns its
@@ -129,8 +181,9 @@ func (m *Manager[T]) changesLocked(s *Session[T], buf *[]byte) (frame, bool, err
 	if s.stored {
 		return f, s.forceSave || !bytes.Equal(f.payload(), s.loadedPayload), nil
 	}
-	// A session with no record is worth storing once it holds something.
-	return f, !bytes.Equal(f.payload(), m.zeroPayload), nil
+	// A session with no record is worth storing once it holds something,
+	// or has an owner.
+	return f, s.header.owner != "" || !bytes.Equal(f.payload(), m.zeroPayload), nil
 }
 
 // dirtyLocked reports whether s holds changes that a save would store or
@@ -151,7 +204,7 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 	var token string
 	var err error
 	if m.versioned != nil {
-		token, err = m.writeVersioned(ctx, s, f, s.now)
+		token, err = m.writeVersioned(ctx, s, f, s.now, refreshOnly)
 		if refreshOnly && errors.Is(err, ErrConflict) {
 			// Another request saved the session, refreshing it too; this
 			// request had nothing of its own to save.
@@ -255,8 +308,9 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 }
 
 // writeVersioned saves s over the version it loaded. On a conflict it
-// rebases s on the current record, replaying its updates, and tries again.
-func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame, now int64) (string, error) {
+// rebases s on the current record, replaying its updates, and tries again;
+// under last-write-wins it only catches up with the current version.
+func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame, now int64, refreshOnly bool) (string, error) {
 	vb := m.versioned
 	var lock *keyLock
 	if s.loadedToken != "" {
@@ -273,19 +327,23 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 	// moving: Regenerate gave the stored session a new ID; the old record
 	// must be removed only if nobody changed it meanwhile.
 	moving := s.removeToken != "" && !s.destroyed
-	var target uint64 // the version the record under s.id has, as far as we know
+	var target uint64    // the version the record under s.id has, as far as we know
+	var previous string // and its owner
 	if s.stored {
-		target = s.version
+		target, previous = s.version, s.loadedOwner
 	}
 	created := "" // the token of a record that this save made, if any
 	for attempt := 1; ; attempt++ {
 		rec, ttl := m.record(s, f, now)
-		token, err := vb.WriteIfVersion(ctx, s.id, rec, ttl, target)
+		token, err := vb.WriteIfVersion(ctx, VersionedWrite{
+			ID: s.id, Data: rec, TTL: ttl, Version: target,
+			Owner: s.header.owner, PreviousOwner: previous, Deadline: m.deadline(s.header),
+		})
 		if err == nil {
 			if target == 0 || moving {
 				created = token
 			}
-			target++
+			target, previous = target+1, s.header.owner
 			err = m.checkToken(token, f)
 			switch {
 			case err != nil:
@@ -300,7 +358,9 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 				return token, nil
 			}
 		}
-		if errors.Is(err, ErrConflict) && attempt < maxSaveAttempts {
+		// A refresh that meets a conflict has nothing of its own to save:
+		// the other request's save refreshed the session too.
+		if errors.Is(err, ErrConflict) && attempt < maxSaveAttempts && !refreshOnly {
 			err = nil
 			if attempt > 1 {
 				// Conflicts past the first come from other processes,
@@ -317,9 +377,13 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 				}
 			}
 			if err == nil {
-				f, err = m.rebase(ctx, s, f.payload())
+				if m.lastWriteWins {
+					_, _, err = m.reload(ctx, s)
+				} else {
+					f, err = m.rebase(ctx, s, f.payload())
+				}
 				if !moving && s.stored {
-					target = s.version
+					target, previous = s.version, s.loadedOwner
 				}
 			}
 			if err == nil {
@@ -353,20 +417,9 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) 
 	if p, err := m.codec.Marshal(&replayed); err != nil || !bytes.Equal(p, payload) {
 		return nil, fmt.Errorf("%w: changes made through Data cannot be merged; use Session.Update", ErrConflict)
 	}
-
-	rec, found, err := m.versioned.ReadRecord(ctx, s.loadedToken)
+	_, current, err := m.reload(ctx, s)
 	if err != nil {
-		return nil, fmt.Errorf("sessions: reloading session: %w", err)
-	}
-	if !found {
-		return nil, fmt.Errorf("%w: the session was destroyed or regenerated", ErrConflict)
-	}
-	h, current, err := parseRecord(rec.Data)
-	if err != nil {
-		return nil, fmt.Errorf("sessions: reloading session: %w", err)
-	}
-	if h.tagged != m.tagged || h.tag != m.tag {
-		return nil, fmt.Errorf("%w: the session was replaced under another cookie name", ErrConflict)
+		return nil, err
 	}
 	var v T
 	if err := m.codec.Unmarshal(current, &v); err != nil {
@@ -377,12 +430,44 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) 
 	}
 	s.data = v
 	s.loadedPayload = current
+	return m.encodeFrame(nil, &s.data)
+}
+
+// reload reads the record the request loaded again, after a conflict, and
+// takes over from it what s did not set itself: the version, the creation
+// time, the kind of cookie and the owner. It returns the record's header
+// and payload, or ErrConflict when the record is gone: a session that was
+// destroyed, regenerated or revoked meanwhile is never brought back.
+func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) (recordHeader, []byte, error) {
+	rec, found, err := m.versioned.ReadRecord(ctx, s.loadedToken)
+	if err != nil {
+		return recordHeader{}, nil, fmt.Errorf("sessions: reloading session: %w", err)
+	}
+	if !found {
+		return recordHeader{}, nil, fmt.Errorf("%w: the session was destroyed, regenerated or revoked", ErrConflict)
+	}
+	h, current, err := parseRecord(rec.Data)
+	if err != nil {
+		return recordHeader{}, nil, fmt.Errorf("sessions: reloading session: %w", err)
+	}
+	if h.tagged != m.tagged || h.tag != m.tag {
+		return recordHeader{}, nil, fmt.Errorf("%w: the session was replaced under another cookie name", ErrConflict)
+	}
 	s.version = rec.Version
 	s.header.created = h.created
 	if !s.persistSet {
 		s.header.persist = h.persist
 	}
-	return m.encodeFrame(nil, &s.data)
+	if !s.ownerSet {
+		s.header.owner = h.owner
+	}
+	s.loadedOwner = h.owner
+	return h, current, nil
+}
+
+// deadline returns the end of the lifetime of a session with header h.
+func (m *Manager[T]) deadline(h recordHeader) time.Time {
+	return time.Unix(h.created+int64(m.lifetime/time.Second), 0)
 }
 
 // backoff returns a jittered, exponentially growing pause before save

@@ -107,14 +107,14 @@ type hugeVersioned struct {
 	huge bool
 }
 
-func (b *hugeVersioned) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
+func (b *hugeVersioned) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	b.mu.Lock()
 	huge := b.huge
 	b.mu.Unlock()
-	if huge && version == 0 {
-		id += strings.Repeat("A", sessions.MaxCookieSize)
+	if huge && w.Version == 0 {
+		w.ID += strings.Repeat("A", sessions.MaxCookieSize)
 	}
-	return b.Backend.WriteIfVersion(ctx, id, data, ttl, version)
+	return b.Backend.WriteIfVersion(ctx, w)
 }
 
 // TestTooLargeTokenLosesNothing regenerates a stored session on a backend
@@ -194,9 +194,9 @@ func (b *rotatingVersioned) Write(ctx context.Context, id string, data []byte, t
 	return b.Backend.Write(ctx, id, data, ttl)
 }
 
-func (b *rotatingVersioned) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
+func (b *rotatingVersioned) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	b.count("WriteIfVersion")
-	return b.Backend.WriteIfVersion(ctx, id, data, ttl, version)
+	return b.Backend.WriteIfVersion(ctx, w)
 }
 
 // TestCapabilitiesCombine checks that a backend both versioned and

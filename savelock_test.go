@@ -23,12 +23,12 @@ type gatedBackend struct {
 	release chan struct{}
 }
 
-func (b *gatedBackend) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
+func (b *gatedBackend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	if ctx.Value(gateKey{}) != nil {
 		b.entered <- struct{}{}
 		<-b.release
 	}
-	return b.Backend.WriteIfVersion(ctx, id, data, ttl, version)
+	return b.Backend.WriteIfVersion(ctx, w)
 }
 
 type gateKey struct{}
@@ -85,11 +85,11 @@ type conflictingBackend struct {
 	conflicts atomic.Int32
 }
 
-func (b *conflictingBackend) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
+func (b *conflictingBackend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	if ctx.Value(gateKey{}) != nil && b.conflicts.Add(1) <= 2 {
 		return "", sessions.ErrConflict
 	}
-	return b.Backend.WriteIfVersion(ctx, id, data, ttl, version)
+	return b.Backend.WriteIfVersion(ctx, w)
 }
 
 // TestBackoffDoesNotHoldTheSaveLock pauses a save in its backoff, after

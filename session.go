@@ -40,6 +40,7 @@ type Session[T any] struct {
 	// data changed. For a new session it is nil.
 	loadedPayload []byte
 	loadedPersist persistence // the loaded record's choice of cookie
+	loadedOwner   string      // the loaded record's owner
 	header        recordHeader
 	version       uint64 // the loaded record's version, for a VersionedBackend
 	isNew         bool
@@ -50,6 +51,10 @@ type Session[T any] struct {
 	forceSave   bool   // save even if the data did not change
 	destroyed   bool   // expire the cookie unless something new is saved
 	persistSet  bool   // SetPersistent was called: the choice outlives a reload
+	ownerSet    bool   // SetOwner was called: the owner outlives a reload
+	// refused is set when the validator ended the loaded session, which
+	// the audit trail has recorded already.
+	refused bool
 
 	// updates are the functions given to Update, to replay on a record that
 	// changed under this request.
@@ -209,6 +214,10 @@ func (s *Session[T]) Destroy() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.noteLateChangeLocked()
+	s.destroyLocked()
+}
+
+func (s *Session[T]) destroyLocked() {
 	s.retireLocked()
 	// The value starts over, so an image of the old one proves nothing.
 	s.dropSnapshotLocked()
@@ -220,7 +229,33 @@ func (s *Session[T]) Destroy() {
 	s.header = s.m.newHeader(s.now)
 	s.forceSave = false
 	s.persistSet = false
+	s.ownerSet = false
 	s.destroyed = true
+}
+
+// SetOwner ties the session to owner, usually the signed-in user's ID, so
+// that [Manager.Sessions] lists it among that owner's sessions and
+// [Manager.Revoke] and [Manager.RevokeAll] can end it; "" unties it. Call it
+// at login, beside [Session.Regenerate]. The owner is kept with the
+// session's record, not in T: Regenerate keeps it, Destroy drops it. A
+// session with an owner is stored even while T holds its zero value. An
+// owner longer than 256 bytes makes the save fail.
+func (s *Session[T]) SetOwner(owner string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noteLateChangeLocked()
+	s.ownerSet = true
+	if owner != s.header.owner {
+		s.header.owner = owner
+		s.forceSave = true
+	}
+}
+
+// Owner returns the owner [Session.SetOwner] tied the session to, or "".
+func (s *Session[T]) Owner() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.header.owner
 }
 
 // SetPersistent chooses, for this session only, between a persistent cookie

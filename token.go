@@ -73,6 +73,5 @@ func handleOf(token string) string {
 	if token == "" {
 		return ""
 	}
-	sum := HashToken(token)
-	return base64.RawURLEncoding.EncodeToString(sum[:handleBytes])
+	return handleOfKey(HashToken(token))
 }

@@ -15,17 +15,23 @@ import (
 // are.
 var serverErr error
 
+// redisAddr and postgresDSN locate the servers TestMain started, or are
+// "".
+var redisAddr, postgresDSN string
+
 // TestMain starts a Redis and a PostgreSQL server on loopback ports, when
 // their binaries are installed, and adds the variants that use them.
 func TestMain(m *testing.M) {
 	redis, err := testserver.StartRedis()
 	if err == nil {
+		redisAddr = redis.Addr
 		Variants = append(Variants, RedisVariants(redis.Addr)...)
 	} else {
 		serverErr = err
 	}
 	pg, err := testserver.StartPostgres()
 	if err == nil {
+		postgresDSN = pg.DSN
 		vs, err := PostgresVariants(pg.DSN)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: preparing PostgreSQL:", err)

@@ -1,16 +1,20 @@
 // Command example is a small web application that shows sessions at work:
-// a visit counter, login and logout.
+// a visit counter, notes, login and logout, and a page that lists the
+// signed-in user's sessions on every device, each with a button that
+// signs it out.
 //
 //	go run ./example              # then open http://localhost:8080
 //	go run ./example -addr :9000
-//	go run ./example -backend memory
+//	go run ./example -backend cookie
 //	go run ./example -backend redis -redis-addr 127.0.0.1:6379
 //	go run ./example -backend postgres -postgres-dsn 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'
 //
-// The default backend keeps sessions in signed cookies. Its secret comes
-// from the SESSION_SECRET environment variable (at least 32 bytes); without
-// it a random secret is made at start, and sessions do not survive a
-// restart.
+// The default backend keeps sessions in the process's memory, bounded to
+// -max-sessions of them. The cookie backend keeps them in signed cookies;
+// its secret comes from the SESSION_SECRET environment variable (at least
+// 32 bytes), and without it a random secret is made at start, so that
+// sessions do not survive a restart. Cookie sessions cannot be listed or
+// signed out by the server, and the sessions page says so.
 package main
 
 import (
@@ -42,17 +46,30 @@ type Visitor struct {
 	Visits int
 	Since  time.Time
 	Notes  []string
+	// LoginAt and Device say, on the sessions page, when and where the
+	// user signed in.
+	LoginAt time.Time
+	Device  string
 }
+
+// Anonymous visitors must not be able to grow the store without bound:
+// notes are few and short, and the memory backend holds at most
+// -max-sessions sessions.
+const (
+	maxNotes      = 20
+	maxNoteLength = 200
+)
 
 func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
 	insecure := flag.Bool("insecure", false, "send the cookie over plain HTTP to hosts other than localhost (development only)")
-	kind := flag.String("backend", "cookie", "where sessions live: cookie, memory, redis or postgres")
+	kind := flag.String("backend", "memory", "where sessions live: memory, cookie, redis or postgres")
+	maxSessions := flag.Int("max-sessions", 10000, "the most sessions the memory backend holds")
 	redisAddr := flag.String("redis-addr", "127.0.0.1:6379", "Redis server, for -backend redis")
 	postgresDSN := flag.String("postgres-dsn", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL connection string, for -backend postgres")
 	flag.Parse()
 
-	backend, closeBackend, err := openBackend(*kind, *redisAddr, *postgresDSN)
+	backend, closeBackend, err := openBackend(*kind, *maxSessions, *redisAddr, *postgresDSN)
 	if err != nil {
 		log.Fatalf("example: %v", err)
 	}
@@ -71,15 +88,15 @@ func main() {
 
 // openBackend builds the backend the flags ask for, and a function that
 // releases what it holds.
-func openBackend(kind, redisAddr, postgresDSN string) (sessions.Backend, func(), error) {
+func openBackend(kind string, maxSessions int, redisAddr, postgresDSN string) (sessions.Backend, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	switch kind {
+	case "memory":
+		b := memory.New(memory.WithMaxSessions(maxSessions))
+		return b, func() { b.Close() }, nil
 	case "cookie":
 		return cookie.New(secret()), func() {}, nil
-	case "memory":
-		b := memory.New()
-		return b, func() { b.Close() }, nil
 	case "redis":
 		client := goredis.NewClient(&goredis.Options{Addr: redisAddr})
 		if err := client.Ping(ctx).Err(); err != nil {
@@ -100,7 +117,7 @@ func openBackend(kind, redisAddr, postgresDSN string) (sessions.Backend, func(),
 		}
 		return b, func() { b.Close(); pool.Close() }, nil
 	}
-	return nil, nil, fmt.Errorf("unknown backend %q: want cookie, memory, redis or postgres", kind)
+	return nil, nil, fmt.Errorf("unknown backend %q: want memory, cookie, redis or postgres", kind)
 }
 
 // secret returns the cookie secret from SESSION_SECRET, or a random one.
@@ -128,6 +145,7 @@ func newApp(backend sessions.Backend, opts ...sessions.Option) *app {
 		sessions.WithLifetime(7 * 24 * time.Hour),
 		sessions.WithIdleTimeout(2 * time.Hour),
 		sessions.WithErrorHandler(sessionError),
+		sessions.WithAuditTrail(),
 	}, opts...)
 	return &app{mgr: sessions.New[Visitor](backend, opts...)}
 }
@@ -138,6 +156,9 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("POST /notes", a.addNote)
+	mux.HandleFunc("GET /sessions", a.listSessions)
+	mux.HandleFunc("POST /sessions/revoke", a.revoke)
+	mux.HandleFunc("POST /sessions/revoke-others", a.revokeOthers)
 	return a.mgr.Middleware(mux)
 }
 
@@ -151,15 +172,21 @@ func sessionError(w http.ResponseWriter, r *http.Request, err error) {
 		code, msg = http.StatusRequestEntityTooLarge, "Your session has grown too large to keep in a cookie, so this change was not saved. Your session is as it was before."
 	case errors.Is(err, sessions.ErrConflict):
 		code, msg = http.StatusConflict, "Your session was changed in another tab at the same time, so this change was not saved. Please reload and try again."
+	case errors.Is(err, memory.ErrFull):
+		code, msg = http.StatusServiceUnavailable, "The server is holding as many sessions as it can. Please try again later."
 	default:
 		slog.ErrorContext(r.Context(), "example: session error", "err", err)
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(code)
-	errorPage.Execute(w, msg)
+	errorPage(w, code, msg)
 }
 
-var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+func errorPage(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	errorTemplate.Execute(w, msg)
+}
+
+var errorTemplate = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Session error</title></head>
 <body><h1>Sorry</h1><p id="error">{{.}}</p><p><a href="/">Back to the start page</a></p></body></html>
 `))
@@ -170,7 +197,7 @@ func (a *app) session(w http.ResponseWriter, r *http.Request) *sessions.Session[
 	s, err := a.mgr.Get(r)
 	if err != nil {
 		slog.ErrorContext(r.Context(), "example: loading session", "err", err)
-		http.Error(w, "Your session could not be loaded. Please try again.", http.StatusInternalServerError)
+		errorPage(w, http.StatusInternalServerError, "Your session could not be loaded. Please try again.")
 		return nil
 	}
 	return s
@@ -181,11 +208,16 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	v := s.Data()
-	v.Visits++
-	if v.Since.IsZero() {
-		v.Since = time.Now().UTC().Truncate(time.Second)
-	}
+	// A counter is a read-modify-write: Update replays it on a session
+	// that another tab saved meanwhile, so no visit is lost.
+	now := time.Now().UTC().Truncate(time.Second)
+	s.Update(func(v *Visitor) {
+		v.Visits++
+		if v.Since.IsZero() {
+			v.Since = now
+		}
+	})
+	v := s.Value()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := page.Execute(w, v); err != nil && !errors.Is(err, sessions.ErrNotSaved) {
 		slog.ErrorContext(r.Context(), "example: rendering", "err", err)
@@ -199,12 +231,21 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if name == "" || len(name) > 64 {
-		http.Error(w, "Please give a name of 1 to 64 characters.", http.StatusBadRequest)
+		errorPage(w, http.StatusBadRequest, "Please give a name of 1 to 64 characters.")
 		return
 	}
-	// A change of privilege gets a new session ID (against session fixation).
+	// A change of privilege gets a new session ID (against session
+	// fixation), and the session is tied to its user, so that the user can
+	// see and end it from any of their devices. The example has no
+	// passwords: the name is the user.
 	s.Regenerate()
-	s.Data().Name = name
+	s.SetOwner(name)
+	device := r.UserAgent()
+	if len(device) > 200 {
+		device = device[:200]
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	s.Update(func(v *Visitor) { v.Name, v.LoginAt, v.Device = name, now, device })
 	// The cookie outlives the browser only when the user asks for it.
 	s.SetPersistent(r.PostFormValue("remember") == "on")
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -218,6 +259,14 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	note := strings.TrimSpace(r.PostFormValue("note"))
+	if len(note) > maxNoteLength {
+		errorPage(w, http.StatusBadRequest, fmt.Sprintf("A note can be at most %d characters long.", maxNoteLength))
+		return
+	}
+	if len(s.Value().Notes) >= maxNotes {
+		errorPage(w, http.StatusBadRequest, fmt.Sprintf("A session holds at most %d notes.", maxNotes))
+		return
+	}
 	if note != "" {
 		s.Update(func(v *Visitor) { v.Notes = append(v.Notes, note) })
 	}
@@ -233,14 +282,86 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// sessionsView is what the sessions page shows.
+type sessionsView struct {
+	Name        string
+	Unsupported bool
+	Current     string
+	Sessions    []sessions.Info[Visitor]
+}
+
+// listSessions shows the signed-in user's sessions on every device.
+func (a *app) listSessions(w http.ResponseWriter, r *http.Request) {
+	s := a.session(w, r)
+	if s == nil {
+		return
+	}
+	owner := s.Owner()
+	if owner == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	view := sessionsView{Name: owner, Current: s.Handle()}
+	list, err := a.mgr.Sessions(r.Context(), owner)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		view.Unsupported = true
+	case err != nil:
+		slog.ErrorContext(r.Context(), "example: listing sessions", "err", err)
+		errorPage(w, http.StatusInternalServerError, "Your sessions could not be listed. Please try again.")
+		return
+	}
+	view.Sessions = list
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := sessionsPage.Execute(w, view); err != nil && !errors.Is(err, sessions.ErrNotSaved) {
+		slog.ErrorContext(r.Context(), "example: rendering", "err", err)
+	}
+}
+
+// revoke signs one of the user's sessions out.
+func (a *app) revoke(w http.ResponseWriter, r *http.Request) {
+	a.ownerAction(w, r, func(ctx context.Context, owner string, s *sessions.Session[Visitor]) error {
+		return a.mgr.Revoke(ctx, owner, r.PostFormValue("handle"))
+	})
+}
+
+// revokeOthers signs out every session of the user but this one.
+func (a *app) revokeOthers(w http.ResponseWriter, r *http.Request) {
+	a.ownerAction(w, r, func(ctx context.Context, owner string, s *sessions.Session[Visitor]) error {
+		_, err := a.mgr.RevokeAll(ctx, owner, s.Handle())
+		return err
+	})
+}
+
+// ownerAction runs act for the signed-in user, then goes back to the
+// sessions page.
+func (a *app) ownerAction(w http.ResponseWriter, r *http.Request, act func(context.Context, string, *sessions.Session[Visitor]) error) {
+	s := a.session(w, r)
+	if s == nil {
+		return
+	}
+	owner := s.Owner()
+	if owner == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	if err := act(r.Context(), owner, s); err != nil {
+		slog.ErrorContext(r.Context(), "example: signing out a session", "err", err)
+		errorPage(w, http.StatusInternalServerError, "The session could not be signed out. Please try again.")
+		return
+	}
+	http.Redirect(w, r, "/sessions", http.StatusSeeOther)
+}
+
 var page = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>starsessions example</title>
-<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;line-height:1.5}</style></head>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;line-height:1.5}</style></head>
 <body>
 <h1>{{if .Name}}Hello, {{.Name}}!{{else}}Hello, visitor!{{end}}</h1>
 <p id="visits">You have visited this page <strong>{{.Visits}}</strong> time{{if ne .Visits 1}}s{{end}} in this session (since {{.Since.Format "2006-01-02 15:04:05"}} UTC).</p>
 {{if .Name}}
+<p><a id="sessions" href="/sessions">Your sessions</a></p>
 <form method="post" action="/logout"><button type="submit">Log out</button></form>
 {{else}}
 <form method="post" action="/login">
@@ -252,11 +373,43 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <h2>Notes</h2>
 {{if .Notes}}<ul id="notes">{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{else}}<p>No notes yet.</p>{{end}}
 <form method="post" action="/notes">
-  <label>Note <textarea name="note" rows="2" cols="40"></textarea></label>
+  <label>Note <textarea name="note" rows="2" cols="40" maxlength="200"></textarea></label>
   <button type="submit">Add note</button>
 </form>
-<p><small>Reload to count visits. Logging in gives the session a new ID; logging out destroys it.
-Notes live in the session too: on the cookie backend, enough of them make the session too large for a cookie.</small></p>
+<p><small>Reload to count visits. Logging in gives the session a new ID and ties it to your name;
+logging out destroys it. Notes live in the session too: on the cookie backend, enough of them make
+the session too large for a cookie.</small></p>
+</body>
+</html>
+`))
+
+var sessionsPage = template.Must(template.New("sessions").Parse(`<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Your sessions</title>
+<style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;line-height:1.5}
+td,th{padding:.3rem .6rem;text-align:left;vertical-align:top}</style></head>
+<body>
+<h1>Where {{.Name}} is signed in</h1>
+{{if .Unsupported}}
+<p id="unsupported">This server keeps sessions in signed cookies, in the browser: the server
+has no list of them and cannot sign one out. Run the example with
+<code>-backend memory</code>, <code>redis</code> or <code>postgres</code> to see this page at work.</p>
+{{else}}
+<table id="sessions">
+<tr><th>Device</th><th>Signed in</th><th>Last seen</th><th></th></tr>
+{{range .Sessions}}
+<tr class="session" data-handle="{{.Handle}}">
+  <td>{{.Value.Device}}{{if eq .Handle $.Current}} <strong class="current">(this device)</strong>{{end}}</td>
+  <td>{{.Value.LoginAt.Format "2006-01-02 15:04"}} UTC</td>
+  <td>{{.LastSeenAt.UTC.Format "2006-01-02 15:04"}} UTC</td>
+  <td>{{if ne .Handle $.Current}}<form method="post" action="/sessions/revoke">
+    <input type="hidden" name="handle" value="{{.Handle}}"><button type="submit">Sign out</button></form>{{end}}</td>
+</tr>
+{{end}}
+</table>
+<form method="post" action="/sessions/revoke-others"><button id="revoke-others" type="submit">Sign out all other devices</button></form>
+{{end}}
+<p><a href="/">Back to the start page</a></p>
 </body>
 </html>
 `))

@@ -6,87 +6,216 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/starsessions/sessions"
 	"github.com/starsessions/sessions/cookie"
+	"github.com/starsessions/sessions/memory"
 )
+
+// exampleBackends are the backends the example runs on without a server.
+func exampleBackends(t *testing.T) map[string]sessions.Backend {
+	store := memory.New()
+	t.Cleanup(func() { store.Close() })
+	return map[string]sessions.Backend{"memory": store, "cookie": cookie.New(bytes.Repeat([]byte("e"), 32))}
+}
+
+// user is a browser with its own cookie jar.
+type user struct {
+	t   *testing.T
+	c   *http.Client
+	url string
+}
+
+func newUser(t *testing.T, srv *httptest.Server) *user {
+	jar, _ := cookiejar.New(nil)
+	return &user{t: t, c: &http.Client{Jar: jar}, url: srv.URL}
+}
+
+func (u *user) read(res *http.Response, err error) (int, string) {
+	u.t.Helper()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(res.Body)
+	return res.StatusCode, b.String()
+}
+
+func (u *user) get(path string) (int, string) {
+	u.t.Helper()
+	return u.read(u.c.Get(u.url + path))
+}
+
+func (u *user) post(path string, form url.Values) (int, string) {
+	u.t.Helper()
+	return u.read(u.c.PostForm(u.url+path, form))
+}
+
+func (u *user) cookie() string {
+	base, _ := url.Parse(u.url)
+	for _, c := range u.c.Jar.Cookies(base) {
+		if c.Name == "session" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+func serveExample(t *testing.T, b sessions.Backend) *httptest.Server {
+	srv := httptest.NewServer(newApp(b, sessions.WithCookieSecure(false)).routes())
+	t.Cleanup(srv.Close)
+	return srv
+}
 
 // TestClickThrough walks the example the way a person would: visit,
 // reload, log in, log out.
 func TestClickThrough(t *testing.T) {
-	srv := httptest.NewServer(newApp(cookie.New(bytes.Repeat([]byte("e"), 32)), sessions.WithCookieSecure(false)).routes())
-	defer srv.Close()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	u, _ := url.Parse(srv.URL)
-
-	get := func() string {
-		t.Helper()
-		res, err := c.Get(srv.URL + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(res.Body)
-		return b.String()
-	}
-	if got := get(); !strings.Contains(got, "<strong>1</strong> time in") {
-		t.Fatalf("first visit: %s", got)
-	}
-	if got := get(); !strings.Contains(got, "<strong>2</strong> times") {
-		t.Fatalf("second visit: %s", got)
-	}
-	before := jar.Cookies(u)[0].Value
-	res, err := c.PostForm(srv.URL+"/login", url.Values{"name": {"Ada"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if after := jar.Cookies(u)[0].Value; after == before {
-		t.Errorf("login kept the cookie value")
-	}
-	if got := get(); !strings.Contains(got, "Hello, Ada!") || !strings.Contains(got, "<strong>4</strong>") {
-		t.Errorf("after login: %s", got)
-	}
-	res, err = c.PostForm(srv.URL+"/logout", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	// The redirect after logout counted the new session's first visit.
-	if got := get(); !strings.Contains(got, "Hello, visitor!") || !strings.Contains(got, "<strong>2</strong>") {
-		t.Errorf("after logout: %s", got)
+	for name, b := range exampleBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			u := newUser(t, serveExample(t, b))
+			if _, got := u.get("/"); !strings.Contains(got, "<strong>1</strong> time in") {
+				t.Fatalf("first visit: %s", got)
+			}
+			if _, got := u.get("/"); !strings.Contains(got, "<strong>2</strong> times") {
+				t.Fatalf("second visit: %s", got)
+			}
+			before := u.cookie()
+			u.post("/login", url.Values{"name": {"Ada"}})
+			if after := u.cookie(); after == before {
+				t.Errorf("login kept the cookie value")
+			}
+			if _, got := u.get("/"); !strings.Contains(got, "Hello, Ada!") || !strings.Contains(got, "<strong>4</strong>") {
+				t.Errorf("after login: %s", got)
+			}
+			u.post("/logout", nil)
+			// The redirect after logout counted the new session's first visit.
+			if _, got := u.get("/"); !strings.Contains(got, "Hello, visitor!") || !strings.Contains(got, "<strong>2</strong>") {
+				t.Errorf("after logout: %s", got)
+			}
+		})
 	}
 }
 
 // TestOversizedSession grows a cookie session past what a cookie holds:
 // the user gets a page that says so, and the session stays as it was.
 func TestOversizedSession(t *testing.T) {
-	srv := httptest.NewServer(newApp(cookie.New(bytes.Repeat([]byte("e"), 32)), sessions.WithCookieSecure(false)).routes())
-	defer srv.Close()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	read := func(res *http.Response, err error) (int, string) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
+	u := newUser(t, serveExample(t, cookie.New(bytes.Repeat([]byte("e"), 32))))
+	u.get("/")
+	note := strings.Repeat("x", maxNoteLength)
+	kept := 0
+	for range maxNotes {
+		code, body := u.post("/notes", url.Values{"note": {note}})
+		if code == http.StatusRequestEntityTooLarge {
+			if !strings.Contains(body, "too large to keep in a cookie") {
+				t.Fatalf("oversized session: %s", body)
+			}
+			break
 		}
-		defer res.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(res.Body)
-		return res.StatusCode, b.String()
+		if code != http.StatusOK {
+			t.Fatalf("note %d: status %d", kept+1, code)
+		}
+		kept++
 	}
-	read(c.Get(srv.URL + "/"))
-	read(c.PostForm(srv.URL+"/notes", url.Values{"note": {"a small note"}}))
-	code, body := read(c.PostForm(srv.URL+"/notes", url.Values{"note": {strings.Repeat("x", 5000)}}))
-	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "too large to keep in a cookie") {
-		t.Fatalf("oversized note: %d %s", code, body)
+	if kept == maxNotes {
+		t.Fatal("no note made the cookie too large")
 	}
-	code, body = read(c.Get(srv.URL + "/"))
-	if code != http.StatusOK || !strings.Contains(body, "a small note") || strings.Contains(body, "xxxx") {
-		t.Errorf("after the refused note: %d %s", code, body)
+	code, body := u.get("/")
+	if code != http.StatusOK || strings.Count(body, "<li>"+note) != kept {
+		t.Errorf("after the refused note: status %d, %d notes, want %d", code, strings.Count(body, "<li>"+note), kept)
+	}
+}
+
+// TestNotesBounded checks the bounds that keep an anonymous visitor from
+// growing a server-side session without limit.
+func TestNotesBounded(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	u := newUser(t, serveExample(t, store))
+	if code, _ := u.post("/notes", url.Values{"note": {strings.Repeat("x", maxNoteLength+1)}}); code != http.StatusBadRequest {
+		t.Errorf("a note of %d characters: status %d, want 400", maxNoteLength+1, code)
+	}
+	for i := range maxNotes {
+		if code, _ := u.post("/notes", url.Values{"note": {"n"}}); code != http.StatusOK {
+			t.Fatalf("note %d: status %d", i+1, code)
+		}
+	}
+	if code, _ := u.post("/notes", url.Values{"note": {"one too many"}}); code != http.StatusBadRequest {
+		t.Errorf("note %d: status %d, want 400", maxNotes+1, code)
+	}
+}
+
+// TestAnonymousFloodBounded fills a bounded memory backend with anonymous
+// visitors: the next one gets a page that says to come back later, and a
+// visitor already known keeps their session.
+func TestAnonymousFloodBounded(t *testing.T) {
+	store := memory.New(memory.WithMaxSessions(5))
+	defer store.Close()
+	srv := serveExample(t, store)
+	first := newUser(t, srv)
+	first.get("/")
+	for range 4 {
+		newUser(t, srv).get("/")
+	}
+	code, body := newUser(t, srv).get("/")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "as many sessions as it can") {
+		t.Errorf("a visitor past the bound: status %d: %s", code, body)
+	}
+	if _, body := first.get("/"); !strings.Contains(body, "<strong>2</strong>") {
+		t.Errorf("the first visitor's session in a full store: %s", body)
+	}
+}
+
+var handleAttr = regexp.MustCompile(`data-handle="([^"]+)"`)
+
+// TestSessionsPage signs one user in on three devices, lists them, signs
+// one out, then all but the first.
+func TestSessionsPage(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	srv := serveExample(t, store)
+	laptop, phone, tablet := newUser(t, srv), newUser(t, srv), newUser(t, srv)
+	for _, u := range []*user{laptop, phone, tablet} {
+		u.post("/login", url.Values{"name": {"Ada"}})
+	}
+	newUser(t, srv).post("/login", url.Values{"name": {"Bob"}})
+	_, page := laptop.get("/sessions")
+	handles := handleAttr.FindAllStringSubmatch(page, -1)
+	if len(handles) != 3 || strings.Count(page, `class="current"`) != 1 {
+		t.Fatalf("Ada's sessions page lists %d sessions, %d current:\n%s", len(handles), strings.Count(page, `class="current"`), page)
+	}
+	_, phonePage := phone.get("/sessions")
+	phoneHandle := regexp.MustCompile(`data-handle="([^"]+)">\s*<td>[^<]*<strong class="current">`).FindStringSubmatch(phonePage)
+	if phoneHandle == nil {
+		t.Fatalf("the phone's page does not mark its own session:\n%s", phonePage)
+	}
+	laptop.post("/sessions/revoke", url.Values{"handle": {phoneHandle[1]}})
+	if _, got := phone.get("/"); !strings.Contains(got, "Hello, visitor!") {
+		t.Errorf("the phone after it was signed out from the laptop: %s", got)
+	}
+	if _, got := tablet.get("/"); !strings.Contains(got, "Hello, Ada!") {
+		t.Errorf("the tablet after the phone was signed out: %s", got)
+	}
+	laptop.post("/sessions/revoke-others", nil)
+	if _, got := tablet.get("/"); !strings.Contains(got, "Hello, visitor!") {
+		t.Errorf("the tablet after 'sign out all other devices': %s", got)
+	}
+	_, page = laptop.get("/sessions")
+	if n := len(handleAttr.FindAllString(page, -1)); n != 1 || !strings.Contains(page, `class="current"`) {
+		t.Errorf("after 'sign out all other devices' the page lists %d sessions:\n%s", n, page)
+	}
+}
+
+// TestSessionsPageOnCookies checks that the sessions page says why it
+// cannot work on the cookie backend.
+func TestSessionsPageOnCookies(t *testing.T) {
+	u := newUser(t, serveExample(t, cookie.New(bytes.Repeat([]byte("e"), 32))))
+	u.post("/login", url.Values{"name": {"Ada"}})
+	code, page := u.get("/sessions")
+	if code != http.StatusOK || !strings.Contains(page, `id="unsupported"`) {
+		t.Errorf("the sessions page on cookies: status %d:\n%s", code, page)
 	}
 }

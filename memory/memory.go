@@ -5,13 +5,17 @@
 // are lost when the process exits and are not shared between processes.
 // Records are keyed by the SHA-256 of their token, never the token itself.
 // Expired records are never returned, and a background sweep frees their
-// memory until [Backend.Close] stops it.
+// memory until [Backend.Close] stops it. The backend keeps an exact index
+// of records by owner, for [sessions.Manager.Sessions], and can be bounded
+// in size with [WithMaxSessions].
 package memory
 
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/starsessions/sessions"
@@ -37,6 +41,15 @@ type Backend struct {
 	locks   [lockCount]sync.Mutex
 	now     func() time.Time // a seam for tests
 
+	// owners indexes records by owner; indexMu guards it, and is taken
+	// after a record's lock, never before.
+	indexMu sync.Mutex
+	owners  map[string]map[[sha256.Size]byte]struct{}
+
+	count       atomic.Int64 // records held, expired ones not yet swept included
+	maxSessions int64
+	lastReclaim atomic.Int64 // when a full store last swept, Unix nanoseconds
+
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -49,20 +62,41 @@ type record struct {
 	data    []byte
 	expires int64
 	version uint64
+	owner   string
 }
 
 var (
 	_ sessions.Backend          = (*Backend)(nil)
 	_ sessions.RecordReader     = (*Backend)(nil)
 	_ sessions.VersionedBackend = (*Backend)(nil)
+	_ sessions.OwnerIndex       = (*Backend)(nil)
 	_ sessions.Toucher          = (*Backend)(nil)
 )
+
+// ErrFull is returned by a write that would store a new session in a
+// backend that holds [WithMaxSessions] live sessions already. The manager
+// passes it to its error handler; sessions already stored keep working.
+var ErrFull = errors.New("memory: the session store is full")
 
 // An Option configures a [Backend].
 type Option func(*config)
 
 type config struct {
 	sweepInterval time.Duration
+	maxSessions   int
+}
+
+// WithMaxSessions bounds the number of sessions the backend holds to n, so
+// that anonymous traffic cannot grow the process's memory without limit.
+// Once n live sessions are stored, a write that would store another one
+// fails with [ErrFull] (expired records are swept first, at most once a
+// second), while the sessions already stored go on working: a flood of new
+// visitors cannot sign anyone out, but can keep new sessions from being
+// made until the flood's own sessions expire, so pair the bound with short
+// lifetimes or idle timeouts for anonymous sessions, and rate limits. The
+// default, 0, sets no bound.
+func WithMaxSessions(n int) Option {
+	return func(c *config) { c.maxSessions = n }
 }
 
 // WithSweepInterval sets how often the background sweep frees expired
@@ -80,7 +114,8 @@ func New(opts ...Option) *Backend {
 	for _, opt := range opts {
 		opt(&c)
 	}
-	b := &Backend{now: time.Now, stop: make(chan struct{}), stopped: make(chan struct{})}
+	b := &Backend{now: time.Now, stop: make(chan struct{}), stopped: make(chan struct{}),
+		maxSessions: int64(max(c.maxSessions, 0)), owners: map[string]map[[sha256.Size]byte]struct{}{}}
 	if c.sweepInterval > 0 {
 		go b.sweepEvery(c.sweepInterval)
 	} else {
@@ -122,35 +157,115 @@ func (b *Backend) ReadRecord(_ context.Context, token string) (sessions.Record, 
 	}
 	// Records are replaced, never changed in place, so the slice can be
 	// shared with the caller.
-	return sessions.Record{Data: rec.data, Version: rec.version}, true, nil
+	return sessions.Record{Data: rec.data, Version: rec.version, ExpiresAt: time.Unix(0, rec.expires)}, true, nil
 }
 
 // Write stores a copy of data under id, to expire after ttl, and returns id
-// as the token.
+// as the token. A live record keeps its owner.
 func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Duration) (string, error) {
-	return b.write(id, data, ttl, 0, false)
+	return b.write(sessions.VersionedWrite{ID: id, Data: data, TTL: ttl}, false)
 }
 
-// WriteIfVersion is Write that succeeds only if the live record for id has
-// the given version (0: there is none), and fails with
-// [sessions.ErrConflict] otherwise.
-func (b *Backend) WriteIfVersion(_ context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
-	return b.write(id, data, ttl, version, true)
+// WriteIfVersion is Write that succeeds only if the live record for w.ID
+// has version w.Version (0: there is none), and fails with
+// [sessions.ErrConflict] otherwise. The record's owner becomes w.Owner.
+func (b *Backend) WriteIfVersion(_ context.Context, w sessions.VersionedWrite) (string, error) {
+	return b.write(w, true)
 }
 
-func (b *Backend) write(id string, data []byte, ttl time.Duration, version uint64, conditional bool) (string, error) {
-	key := sessions.HashToken(id)
-	data = append([]byte(nil), data...)
+func (b *Backend) write(w sessions.VersionedWrite, conditional bool) (string, error) {
+	key := sessions.HashToken(w.ID)
+	data := append([]byte(nil), w.Data...)
 	mu := b.lock(key)
-	mu.Lock()
-	defer mu.Unlock()
-	now := b.now()
-	current := b.liveVersion(key, now)
-	if conditional && current != version {
-		return "", sessions.ErrConflict
+	for reclaimed := false; ; reclaimed = true {
+		mu.Lock()
+		full, err := b.writeLocked(key, data, w, conditional)
+		mu.Unlock()
+		if !full {
+			return w.ID, err
+		}
+		// Expired records count until swept: sweep now, without holding a
+		// record's lock, but at most once a second, so that a full store
+		// cannot be made to sweep on every request.
+		now := b.now().UnixNano()
+		last := b.lastReclaim.Load()
+		if reclaimed || now-last < int64(time.Second) || !b.lastReclaim.CompareAndSwap(last, now) {
+			return "", ErrFull
+		}
+		b.sweep()
 	}
-	b.records.Store(key, &record{data: data, expires: now.Add(ttl).UnixNano(), version: current + 1})
-	return id, nil
+}
+
+// writeLocked stores a record under key, whose lock the caller holds, and
+// reports whether it could not because the backend is full.
+func (b *Backend) writeLocked(key [sha256.Size]byte, data []byte, w sessions.VersionedWrite, conditional bool) (full bool, err error) {
+	now := b.now()
+	v, held := b.records.Load(key)
+	var old *record
+	if held {
+		old = v.(*record)
+	}
+	var current uint64
+	owner := w.Owner
+	if old != nil && now.UnixNano() < old.expires {
+		current = old.version
+		if !conditional {
+			owner = old.owner
+		}
+	} else if !conditional {
+		owner = ""
+	}
+	if conditional && current != w.Version {
+		return false, sessions.ErrConflict
+	}
+	if !held {
+		if n := b.count.Add(1); b.maxSessions > 0 && n > b.maxSessions {
+			b.count.Add(-1)
+			return true, nil
+		}
+	}
+	b.records.Store(key, &record{data: data, expires: now.Add(w.TTL).UnixNano(), version: current + 1, owner: owner})
+	if old != nil && old.owner != owner {
+		b.unindex(old.owner, key)
+	}
+	if owner != "" && (old == nil || old.owner != owner) {
+		b.index(owner, key)
+	}
+	return false, nil
+}
+
+func (b *Backend) index(owner string, key [sha256.Size]byte) {
+	b.indexMu.Lock()
+	defer b.indexMu.Unlock()
+	set := b.owners[owner]
+	if set == nil {
+		set = map[[sha256.Size]byte]struct{}{}
+		b.owners[owner] = set
+	}
+	set[key] = struct{}{}
+}
+
+func (b *Backend) unindex(owner string, key [sha256.Size]byte) {
+	if owner == "" {
+		return
+	}
+	b.indexMu.Lock()
+	defer b.indexMu.Unlock()
+	if set := b.owners[owner]; set != nil {
+		delete(set, key)
+		if len(set) == 0 {
+			delete(b.owners, owner)
+		}
+	}
+}
+
+// deleteLocked deletes the record under key, which the caller holds the
+// lock of.
+func (b *Backend) deleteLocked(key [sha256.Size]byte) {
+	if v, ok := b.records.LoadAndDelete(key); ok {
+		b.count.Add(-1)
+		b.unindex(v.(*record).owner, key)
+	}
 }
 
 // liveVersion returns the version of the live record under key, or 0.
@@ -171,7 +286,7 @@ func (b *Backend) RemoveIfVersion(_ context.Context, token string, version uint6
 	if b.liveVersion(key, b.now()) != version {
 		return sessions.ErrConflict
 	}
-	b.records.Delete(key)
+	b.deleteLocked(key)
 	return nil
 }
 
@@ -180,9 +295,41 @@ func (b *Backend) Remove(_ context.Context, token string) error {
 	key := sessions.HashToken(token)
 	mu := b.lock(key)
 	mu.Lock()
-	b.records.Delete(key)
+	b.deleteLocked(key)
 	mu.Unlock()
 	return nil
+}
+
+// Owned returns the live records whose owner is owner.
+func (b *Backend) Owned(_ context.Context, owner string) ([]sessions.OwnedRecord, error) {
+	b.indexMu.Lock()
+	keys := make([][sha256.Size]byte, 0, len(b.owners[owner]))
+	for key := range b.owners[owner] {
+		keys = append(keys, key)
+	}
+	b.indexMu.Unlock()
+	now := b.now()
+	out := make([]sessions.OwnedRecord, 0, len(keys))
+	for _, key := range keys {
+		if rec, ok := b.live(key, now); ok && rec.owner == owner {
+			out = append(out, sessions.OwnedRecord{Key: key, Record: sessions.Record{
+				Data: rec.data, Version: rec.version, ExpiresAt: time.Unix(0, rec.expires)}})
+		}
+	}
+	return out, nil
+}
+
+// RemoveOwned removes the live record under key if its owner is owner.
+func (b *Backend) RemoveOwned(_ context.Context, owner string, key [sha256.Size]byte) (bool, error) {
+	mu := b.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	rec, ok := b.live(key, b.now())
+	if !ok || rec.owner != owner {
+		return false, nil
+	}
+	b.deleteLocked(key)
+	return true, nil
 }
 
 // Touch sets the expiry of the live record for token to ttl from now. It
@@ -223,26 +370,26 @@ func (b *Backend) sweepEvery(interval time.Duration) {
 	}
 }
 
-// sweep deletes expired records. It takes no lock: a record that a
-// writer replaces meanwhile is left alone, because the delete is
-// conditional on the record being the expired one.
+// sweep deletes expired records. Reads go on meanwhile; each delete takes
+// the record's lock, and leaves alone a record that a writer replaced
+// since the sweep saw it.
 func (b *Backend) sweep() {
-	now := b.now()
-	b.records.Range(func(key, v any) bool {
-		if now.UnixNano() >= v.(*record).expires {
-			b.records.CompareAndDelete(key, v)
+	now := b.now().UnixNano()
+	b.records.Range(func(k, v any) bool {
+		if now < v.(*record).expires {
+			return true
 		}
+		key := k.([sha256.Size]byte)
+		mu := b.lock(key)
+		mu.Lock()
+		if cur, ok := b.records.Load(key); ok && cur == v {
+			b.deleteLocked(key)
+		}
+		mu.Unlock()
 		return true
 	})
 }
 
 // Len returns the number of records held, expired ones not yet swept
 // included.
-func (b *Backend) Len() int {
-	n := 0
-	b.records.Range(func(any, any) bool {
-		n++
-		return true
-	})
-	return n
-}
+func (b *Backend) Len() int { return int(b.count.Load()) }

@@ -3,6 +3,9 @@ package memory
 import (
 	"context"
 	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +20,8 @@ type fakeClock struct {
 	t  time.Time
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
+// It starts at the real time, as managers beside the backend read it.
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
@@ -129,5 +133,80 @@ func TestWriteCopiesData(t *testing.T) {
 	got, _, _ := b.Read(context.Background(), token)
 	if string(got) != "abc" {
 		t.Errorf("Read = %q after the caller changed its slice; want %q", got, "abc")
+	}
+}
+
+func TestMaxSessions(t *testing.T) {
+	b, clock := newTestBackend(t, WithMaxSessions(3), WithSweepInterval(0))
+	ctx := context.Background()
+	ids := []string{sessions.NewID(), sessions.NewID(), sessions.NewID(), sessions.NewID()}
+	for _, id := range ids[:3] {
+		if _, err := b.Write(ctx, id, []byte("x"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Write(ctx, ids[3], []byte("x"), time.Minute); !errors.Is(err, ErrFull) {
+		t.Fatalf("a fourth session: err = %v, want ErrFull", err)
+	}
+	_, err := b.WriteIfVersion(ctx, sessions.VersionedWrite{ID: ids[3], Data: []byte("x"), TTL: time.Minute})
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("a fourth session, conditionally: err = %v, want ErrFull", err)
+	}
+	// Sessions already stored keep working.
+	if _, err := b.Write(ctx, ids[0], []byte("y"), time.Minute); err != nil {
+		t.Errorf("rewriting a stored session in a full store: %v", err)
+	}
+	if err := b.Remove(ctx, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(ctx, ids[3], []byte("x"), time.Minute); err != nil {
+		t.Errorf("after a removal: %v", err)
+	}
+	// Expired records make room, swept when the store is full.
+	clock.Advance(2 * time.Minute)
+	for _, id := range ids[:2] {
+		if _, err := b.Write(ctx, id, []byte("z"), time.Minute); err != nil {
+			t.Errorf("after the others expired: %v", err)
+		}
+	}
+	if got := b.Len(); got != 2 {
+		t.Errorf("Len = %d after the sweep, want 2", got)
+	}
+}
+
+// TestMaxSessionsThroughManager fills a bounded store with anonymous
+// visitors: the next one reaches the error handler, and a signed-in user
+// keeps their session.
+func TestMaxSessionsThroughManager(t *testing.T) {
+	b, _ := newTestBackend(t, WithMaxSessions(2))
+	var handled error
+	m := sessions.New[struct{ N int }](b, sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+		handled = err
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		s.Update(func(v *struct{ N int }) { v.N++ })
+	}))
+	visit := func(c *http.Cookie) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/", nil)
+		if c != nil {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	user := visit(nil).Result().Cookies()[0]
+	visit(nil)
+	if rec := visit(nil); rec.Code != http.StatusServiceUnavailable || !errors.Is(handled, ErrFull) {
+		t.Errorf("a third visitor: status %d, error %v; want the error handler with ErrFull", rec.Code, handled)
+	}
+	if rec := visit(user); rec.Code != http.StatusOK {
+		t.Errorf("the first visitor in a full store: status %d", rec.Code)
 	}
 }

@@ -9,17 +9,23 @@
 //		token_hash bytea PRIMARY KEY,        -- SHA-256 of the token, never the token
 //		data       bytea NOT NULL,           -- the manager's record
 //		version    bigint NOT NULL,          -- advanced by every write
-//		expires_at timestamptz NOT NULL
+//		expires_at timestamptz NOT NULL,
+//		owner      text                      -- the session's owner, if any
 //	);
 //	CREATE INDEX IF NOT EXISTS sessions_expires_at_idx ON sessions (expires_at);
+//	CREATE INDEX IF NOT EXISTS sessions_owner_idx ON sessions (owner) WHERE owner IS NOT NULL;
 //
+// CreateTable also adds the owner column and its index to a table created
+// by an earlier version.
 // The table name is configurable with [WithTable]. Expiry is measured by
 // the database's clock (now()), so that every application server agrees.
 //
 // # Guarantees
 //
-// The backend implements [sessions.VersionedBackend] and
-// [sessions.Toucher]. Each operation is a single statement, atomic under
+// The backend implements [sessions.VersionedBackend], [sessions.OwnerIndex]
+// and [sessions.Toucher]. The owner is a column of the session's own row,
+// written by the same statement as the data, so the index by owner is
+// exact. Each operation is a single statement, atomic under
 // PostgreSQL's default isolation: a conditional write is
 // UPDATE … WHERE version = $n (or an INSERT that only replaces an expired
 // row, for a new session), a conditional remove a DELETE … WHERE
@@ -39,6 +45,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +86,7 @@ var (
 	_ sessions.Backend          = (*Backend)(nil)
 	_ sessions.RecordReader     = (*Backend)(nil)
 	_ sessions.VersionedBackend = (*Backend)(nil)
+	_ sessions.OwnerIndex       = (*Backend)(nil)
 	_ sessions.Toucher          = (*Backend)(nil)
 )
 
@@ -106,7 +114,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 
 // queries are the statements, with the table name filled in.
 type queries struct {
-	create, read, write, writeIf, create0, remove, removeIf, touch, cleanup string
+	create, read, write, writeIf, create0, remove, removeIf, touch, cleanup, owned, removeOwned string
 }
 
 // New returns a backend that stores sessions through pool, and starts the
@@ -122,6 +130,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 	}
 	table := pgx.Identifier(strings.Split(c.table, ".")).Sanitize()
 	index := pgx.Identifier{strings.ReplaceAll(c.table, ".", "_") + "_expires_at_idx"}.Sanitize()
+	ownerIndex := pgx.Identifier{strings.ReplaceAll(c.table, ".", "_") + "_owner_idx"}.Sanitize()
 	t := func(q string) string { return strings.ReplaceAll(q, "{table}", table) }
 	b := &Backend{
 		pool:    pool,
@@ -134,26 +143,33 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 	token_hash bytea PRIMARY KEY,
 	data bytea NOT NULL,
 	version bigint NOT NULL,
-	expires_at timestamptz NOT NULL
+	expires_at timestamptz NOT NULL,
+	owner text
 );
-CREATE INDEX IF NOT EXISTS ` + index + ` ON {table} (expires_at)`),
-			read: t(`SELECT data, version FROM {table} WHERE token_hash = $1 AND expires_at > now()`),
-			// A plain write: insert, or replace whatever is there.
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS owner text;
+CREATE INDEX IF NOT EXISTS ` + index + ` ON {table} (expires_at);
+CREATE INDEX IF NOT EXISTS ` + ownerIndex + ` ON {table} (owner) WHERE owner IS NOT NULL`),
+			read: t(`SELECT data, version, expires_at FROM {table} WHERE token_hash = $1 AND expires_at > now()`),
+			// A plain write: insert, or replace whatever is there, keeping
+			// a live row's owner.
 			write: t(`INSERT INTO {table} AS s (token_hash, data, version, expires_at)
 VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond')
 ON CONFLICT (token_hash) DO UPDATE SET
 	data = EXCLUDED.data,
 	version = CASE WHEN s.expires_at > now() THEN s.version + 1 ELSE 1 END,
+	owner = CASE WHEN s.expires_at > now() THEN s.owner END,
 	expires_at = EXCLUDED.expires_at`),
 			// A conditional write over a live row at version $4.
-			writeIf: t(`UPDATE {table} SET data = $2, version = version + 1, expires_at = now() + $3 * interval '1 millisecond'
+			writeIf: t(`UPDATE {table} SET data = $2, version = version + 1, expires_at = now() + $3 * interval '1 millisecond', owner = NULLIF($5, '')
 WHERE token_hash = $1 AND version = $4 AND expires_at > now()`),
 			// A conditional write of a new session: it may replace only an
 			// expired row.
-			create0: t(`INSERT INTO {table} AS s (token_hash, data, version, expires_at)
-VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond')
-ON CONFLICT (token_hash) DO UPDATE SET data = EXCLUDED.data, version = 1, expires_at = EXCLUDED.expires_at
+			create0: t(`INSERT INTO {table} AS s (token_hash, data, version, expires_at, owner)
+VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond', NULLIF($4, ''))
+ON CONFLICT (token_hash) DO UPDATE SET data = EXCLUDED.data, version = 1, expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner
 WHERE s.expires_at <= now()`),
+			owned:       t(`SELECT token_hash, data, version, expires_at FROM {table} WHERE owner = $1 AND expires_at > now()`),
+			removeOwned: t(`DELETE FROM {table} WHERE token_hash = $1 AND owner = $2 AND expires_at > now()`),
 			remove:   t(`DELETE FROM {table} WHERE token_hash = $1`),
 			removeIf: t(`DELETE FROM {table} WHERE token_hash = $1 AND version = $2 AND expires_at > now()`),
 			touch:    t(`UPDATE {table} SET expires_at = now() + $2 * interval '1 millisecond' WHERE token_hash = $1 AND expires_at > now()`),
@@ -194,16 +210,17 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 	if !sessions.ValidID(token) {
 		return sessions.Record{}, false, nil
 	}
-	var data []byte
+	var rec sessions.Record
 	var version int64
-	err := b.pool.QueryRow(ctx, b.q.read, hash(token)).Scan(&data, &version)
+	err := b.pool.QueryRow(ctx, b.q.read, hash(token)).Scan(&rec.Data, &version, &rec.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sessions.Record{}, false, nil
 	}
 	if err != nil {
 		return sessions.Record{}, false, fmt.Errorf("postgres: reading session: %w", err)
 	}
-	return sessions.Record{Data: data, Version: uint64(version)}, true, nil
+	rec.Version = uint64(version)
+	return rec, true, nil
 }
 
 // Write stores data under id, to expire after ttl, and returns id as the
@@ -215,13 +232,14 @@ func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Du
 	return id, nil
 }
 
-// WriteIfVersion is Write that succeeds only if the live row for id has the
-// given version (0: there is none), and fails with [sessions.ErrConflict]
-// otherwise.
-func (b *Backend) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
-	q, args := b.q.writeIf, []any{hash(id), data, ttl.Milliseconds(), int64(version)}
-	if version == 0 {
-		q, args = b.q.create0, args[:3]
+// WriteIfVersion is Write that succeeds only if the live row for w.ID has
+// version w.Version (0: there is none), and fails with
+// [sessions.ErrConflict] otherwise. The row's owner becomes w.Owner, in the
+// same statement.
+func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
+	q, args := b.q.writeIf, []any{hash(w.ID), w.Data, w.TTL.Milliseconds(), int64(w.Version), w.Owner}
+	if w.Version == 0 {
+		q, args = b.q.create0, []any{hash(w.ID), w.Data, w.TTL.Milliseconds(), w.Owner}
 	}
 	tag, err := b.pool.Exec(ctx, q, args...)
 	if err != nil {
@@ -230,7 +248,46 @@ func (b *Backend) WriteIfVersion(ctx context.Context, id string, data []byte, tt
 	if tag.RowsAffected() == 0 {
 		return "", sessions.ErrConflict
 	}
-	return id, nil
+	return w.ID, nil
+}
+
+// Owned returns the live rows whose owner is owner, through the owner
+// column's index.
+func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedRecord, error) {
+	rows, err := b.pool.Query(ctx, b.q.owned, owner)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing an owner's sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []sessions.OwnedRecord
+	for rows.Next() {
+		var o sessions.OwnedRecord
+		var key []byte
+		var version int64
+		if err := rows.Scan(&key, &o.Data, &version, &o.ExpiresAt); err != nil {
+			return nil, fmt.Errorf("postgres: listing an owner's sessions: %w", err)
+		}
+		if len(key) != len(o.Key) {
+			return nil, fmt.Errorf("postgres: a session row has a %d-byte token hash", len(key))
+		}
+		copy(o.Key[:], key)
+		o.Version = uint64(version)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: listing an owner's sessions: %w", err)
+	}
+	return out, nil
+}
+
+// RemoveOwned deletes the live row whose token hash is key if its owner is
+// owner.
+func (b *Backend) RemoveOwned(ctx context.Context, owner string, key [sha256.Size]byte) (bool, error) {
+	tag, err := b.pool.Exec(ctx, b.q.removeOwned, key[:], owner)
+	if err != nil {
+		return false, fmt.Errorf("postgres: revoking session: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // Remove deletes the row for token.

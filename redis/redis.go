@@ -6,14 +6,23 @@
 //
 // Each session is one Redis hash under the key prefix + base64url(SHA-256
 // of the token): a store that leaks does not hand out live sessions. The
-// hash holds the record ("d") and its version ("v"); the key expires with
-// the session (PEXPIRE, millisecond precision). Nothing else is stored, and
-// the request path never runs KEYS or SCAN.
+// hash holds the record ("d"), its version ("v") and its owner ("o", when it
+// has one); the key expires with the session (PEXPIRE, millisecond
+// precision). The request path never runs KEYS or SCAN.
+//
+// Each owner has an index, a sorted set under prefix + "owner:" +
+// base64url(SHA-256 of the owner), of its sessions' keys, scored by the end
+// of each session's lifetime and expiring with the last of them. The index
+// is updated after a write that changes a session's owner, in a second
+// round trip, and is not touched otherwise. In Cluster mode it lives in
+// another slot than the sessions, so it can lag: listing an owner's
+// sessions checks each session's own owner field and prunes entries that
+// no longer match or whose session is gone.
 //
 // # Guarantees
 //
-// The backend implements [sessions.VersionedBackend] and
-// [sessions.Toucher]. Conditional writes and removes are Lua scripts over
+// The backend implements [sessions.VersionedBackend], [sessions.OwnerIndex]
+// and [sessions.Toucher]. Conditional writes and removes are Lua scripts over
 // the session's single key, so they are atomic on a single server and in
 // Cluster mode alike (one key is always in one slot). A touch is a PEXPIRE,
 // which never creates a key, so it cannot bring back a removed session.
@@ -28,7 +37,10 @@
 // # Cost
 //
 // One round trip per read (HMGET), one per save (EVALSHA), one per touch
-// (PEXPIRE); a regenerate adds one for removing the old key. Every call
+// (PEXPIRE); a regenerate adds one for removing the old key, and a change
+// of owner one for the index. Listing an owner's sessions takes three
+// round trips whatever their number (their keys, then all of them in one
+// pipeline, then pruning), and no more work than their number. Every call
 // honours the request context's deadline.
 package redis
 
@@ -36,6 +48,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -57,6 +70,7 @@ var (
 	_ sessions.Backend          = (*Backend)(nil)
 	_ sessions.RecordReader     = (*Backend)(nil)
 	_ sessions.VersionedBackend = (*Backend)(nil)
+	_ sessions.OwnerIndex       = (*Backend)(nil)
 	_ sessions.Toucher          = (*Backend)(nil)
 )
 
@@ -82,12 +96,24 @@ func New(client goredis.UniversalClient, opts ...Option) *Backend {
 }
 
 // key returns the Redis key of token.
-func (b *Backend) key(token string) string {
-	sum := sessions.HashToken(token)
+func (b *Backend) key(token string) string { return b.hashKey(sessions.HashToken(token)) }
+
+// hashKey returns the Redis key of the token whose HashToken is sum.
+func (b *Backend) hashKey(sum [sha256.Size]byte) string {
 	buf := make([]byte, 0, len(b.prefix)+base64.RawURLEncoding.EncodedLen(sha256.Size))
 	buf = append(buf, b.prefix...)
 	return string(base64.RawURLEncoding.AppendEncode(buf, sum[:]))
 }
+
+// ownerKey returns the key of owner's index.
+func (b *Backend) ownerKey(owner string) string {
+	sum := sha256.Sum256([]byte(owner))
+	return b.prefix + "owner:" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// member returns how an owner's index names the session whose HashToken
+// is sum.
+func member(sum [sha256.Size]byte) string { return base64.RawURLEncoding.EncodeToString(sum[:]) }
 
 // Read returns the record for token; see ReadRecord.
 func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) {
@@ -118,7 +144,8 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 }
 
 // writeScript stores a record if the current version is ARGV[1], or
-// whatever it is when ARGV[1] is "any". A missing key has version 0.
+// whatever it is when ARGV[1] is "any". A missing key has version 0. With
+// ARGV[4] = "1" the owner becomes ARGV[5] ("" for none); otherwise it stays.
 // It returns the new version, or -1 on a conflict.
 var writeScript = goredis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
@@ -126,8 +153,39 @@ if ARGV[1] ~= 'any' and cur ~= tonumber(ARGV[1]) then
 	return -1
 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', cur + 1)
+if ARGV[4] == '1' then
+	if ARGV[5] == '' then
+		redis.call('HDEL', KEYS[1], 'o')
+	else
+		redis.call('HSET', KEYS[1], 'o', ARGV[5])
+	end
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return cur + 1
+`)
+
+// indexScript adds ARGV[1] to the owner index KEYS[1] with score ARGV[2]
+// (the end of the session's lifetime, Unix milliseconds), drops entries
+// whose score is before ARGV[3] (now), and makes the index expire with its
+// last entry. It touches one key, so it runs in Cluster mode too.
+var indexScript = goredis.NewScript(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then
+	redis.call('PEXPIREAT', KEYS[1], last[2])
+end
+return 1
+`)
+
+// removeOwnedScript deletes the key if its owner is ARGV[1]; it returns 1
+// if it did, 0 otherwise.
+var removeOwnedScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], 'o') == ARGV[1] then
+	redis.call('DEL', KEYS[1])
+	return 1
+end
+return 0
 `)
 
 // removeScript deletes the key if its version is ARGV[1]; it returns 1,
@@ -142,28 +200,125 @@ return 1
 `)
 
 // Write stores data under id, to expire after ttl, and returns id as the
-// token.
+// token. The record keeps its owner.
 func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Duration) (string, error) {
-	return b.write(ctx, id, data, ttl, "any")
+	return id, b.write(ctx, b.key(id), data, ttl, "any", "0", "")
 }
 
-// WriteIfVersion is Write that succeeds only if the record for id has the
-// given version (0: there is none), and fails with [sessions.ErrConflict]
-// otherwise.
-func (b *Backend) WriteIfVersion(ctx context.Context, id string, data []byte, ttl time.Duration, version uint64) (string, error) {
-	return b.write(ctx, id, data, ttl, strconv.FormatUint(version, 10))
+// WriteIfVersion is Write that succeeds only if the record for w.ID has
+// version w.Version (0: there is none), and fails with
+// [sessions.ErrConflict] otherwise. The record's owner becomes w.Owner; when
+// that changes it, the owners' indexes follow, in a second round trip.
+func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
+	sum := sessions.HashToken(w.ID)
+	if err := b.write(ctx, b.hashKey(sum), w.Data, w.TTL, strconv.FormatUint(w.Version, 10), "1", w.Owner); err != nil {
+		return "", err
+	}
+	if w.Owner != w.PreviousOwner {
+		if err := b.reindex(ctx, sum, w); err != nil {
+			return "", err
+		}
+	}
+	return w.ID, nil
 }
 
-func (b *Backend) write(ctx context.Context, id string, data []byte, ttl time.Duration, version string) (string, error) {
+func (b *Backend) write(ctx context.Context, key string, data []byte, ttl time.Duration, version, setOwner, owner string) error {
 	ms := max(ttl.Milliseconds(), 1)
-	n, err := writeScript.Run(ctx, b.client, []string{b.key(id)}, version, data, ms).Int64()
+	n, err := writeScript.Run(ctx, b.client, []string{key}, version, data, ms, setOwner, owner).Int64()
 	if err != nil {
-		return "", fmt.Errorf("redis: saving session: %w", err)
+		return fmt.Errorf("redis: saving session: %w", err)
 	}
 	if n < 0 {
-		return "", sessions.ErrConflict
+		return sessions.ErrConflict
 	}
-	return id, nil
+	return nil
+}
+
+// reindex moves the session whose HashToken is sum from the previous
+// owner's index to the new owner's. The session itself already names its
+// new owner, so an index that lags (this call failed, or ran late) shows at
+// worst an entry that listing prunes.
+func (b *Backend) reindex(ctx context.Context, sum [sha256.Size]byte, w sessions.VersionedWrite) error {
+	m := member(sum)
+	if w.Owner != "" {
+		deadline := w.Deadline.UnixMilli()
+		if w.Deadline.IsZero() {
+			deadline = time.Now().Add(w.TTL).UnixMilli()
+		}
+		err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, m, deadline, time.Now().UnixMilli()).Err()
+		if err != nil {
+			return fmt.Errorf("redis: indexing session by owner: %w", err)
+		}
+	}
+	if w.PreviousOwner != "" {
+		if err := b.client.ZRem(ctx, b.ownerKey(w.PreviousOwner), m).Err(); err != nil {
+			return fmt.Errorf("redis: indexing session by owner: %w", err)
+		}
+	}
+	return nil
+}
+
+// Owned returns the live sessions whose owner is owner: the members of the
+// owner's index, each read with its TTL in one pipeline and checked against
+// its own owner field. Entries that do not match are removed from the
+// index.
+func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedRecord, error) {
+	idx := b.ownerKey(owner)
+	now := time.Now()
+	members, err := b.client.ZRangeByScore(ctx, idx, &goredis.ZRangeBy{Min: strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis: listing an owner's sessions: %w", err)
+	}
+	if len(members) == 0 {
+		return nil, nil
+	}
+	type read struct {
+		fields *goredis.SliceCmd
+		ttl    *goredis.DurationCmd
+	}
+	reads := make([]read, len(members))
+	pipe := b.client.Pipeline()
+	for i, m := range members {
+		key := b.prefix + m
+		reads[i] = read{pipe.HMGet(ctx, key, "d", "v", "o"), pipe.PTTL(ctx, key)}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("redis: reading an owner's sessions: %w", err)
+	}
+	var out []sessions.OwnedRecord
+	var stale []any
+	for i, m := range members {
+		vals, ttl := reads[i].fields.Val(), reads[i].ttl.Val()
+		data, ok1 := vals[0].(string)
+		vs, ok2 := vals[1].(string)
+		o, _ := vals[2].(string)
+		var sum [sha256.Size]byte
+		n, err := base64.RawURLEncoding.Decode(sum[:], []byte(m))
+		version, verr := strconv.ParseUint(vs, 10, 64)
+		if !ok1 || !ok2 || o != owner || err != nil || n != sha256.Size || verr != nil || ttl <= 0 {
+			stale = append(stale, m)
+			continue
+		}
+		out = append(out, sessions.OwnedRecord{Key: sum, Record: sessions.Record{
+			Data: []byte(data), Version: version, ExpiresAt: now.Add(ttl)}})
+	}
+	if len(stale) > 0 {
+		// Best effort: a later listing prunes whatever this one could not.
+		b.client.ZRem(ctx, idx, stale...)
+	}
+	return out, nil
+}
+
+// RemoveOwned deletes the session whose HashToken is key if its owner is
+// owner, and then drops it from the owner's index.
+func (b *Backend) RemoveOwned(ctx context.Context, owner string, key [sha256.Size]byte) (bool, error) {
+	n, err := removeOwnedScript.Run(ctx, b.client, []string{b.hashKey(key)}, owner).Int64()
+	if err != nil {
+		return false, fmt.Errorf("redis: revoking session: %w", err)
+	}
+	// Best effort: listing prunes an entry whose session is gone.
+	b.client.ZRem(ctx, b.ownerKey(owner), member(key))
+	return n == 1, nil
 }
 
 // Remove deletes the record for token.

@@ -210,7 +210,7 @@ func TestReadOnlyReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := New(client, WithPrefix(newPrefix()))
-	_, err := b.WriteIfVersion(context.Background(), sessions.NewID(), []byte("x"), time.Minute, 0)
+	_, err := b.WriteIfVersion(context.Background(), sessions.VersionedWrite{ID: sessions.NewID(), Data: []byte("x"), TTL: time.Minute})
 	if err == nil || !strings.Contains(err.Error(), "READONLY") {
 		t.Fatalf("a write to a replica: err = %v, want READONLY", err)
 	}

@@ -92,6 +92,10 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerConcurrentUpdates", stateful: true, run: testManagerConcurrentUpdates},
 		{name: "ManagerHostileCookies", run: testManagerHostileCookies},
 		{name: "ManagerTokenBoundToName", run: testManagerTokenBoundToName},
+		{name: "OwnerIndex", stateful: true, run: testOwnerIndex},
+		{name: "ManagerSessions", stateful: true, run: testManagerSessions},
+		{name: "ManagerRevokeDuringRequest", stateful: true, run: testManagerRevokeDuringRequest},
+		{name: "ManagerOwnersUnsupported", run: testManagerOwnersUnsupported},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -498,7 +502,7 @@ func testConditionalWrite(t *testing.T, s env) {
 	}
 	var token string
 	for i, st := range steps {
-		tok, err := vb.WriteIfVersion(ctx, id, []byte(st.data), time.Hour, st.version)
+		tok, err := vb.WriteIfVersion(ctx, sessions.VersionedWrite{ID: id, Data: []byte(st.data), TTL: time.Hour, Version: st.version})
 		if st.wantErr != (err != nil) {
 			t.Fatalf("step %d: WriteIfVersion(v%d) err = %v, want error %t", i, st.version, err, st.wantErr)
 		}
@@ -527,7 +531,7 @@ func testConditionalWrite(t *testing.T, s env) {
 	if err := vb.Remove(ctx, token); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vb.WriteIfVersion(ctx, id, []byte("zombie"), time.Hour, 4); !errors.Is(err, sessions.ErrConflict) {
+	if _, err := vb.WriteIfVersion(ctx, sessions.VersionedWrite{ID: id, Data: []byte("zombie"), TTL: time.Hour, Version: 4}); !errors.Is(err, sessions.ErrConflict) {
 		t.Errorf("a write over a removed record: err = %v, want ErrConflict", err)
 	}
 	if data, _ := readVersion(t, vb, token); data != "" {
@@ -538,7 +542,7 @@ func testConditionalWrite(t *testing.T, s env) {
 func testConditionalRemove(t *testing.T, s env) {
 	vb := versioned(t, s.Backend)
 	ctx := context.Background()
-	token, err := vb.WriteIfVersion(ctx, sessions.NewID(), []byte("a"), time.Hour, 0)
+	token, err := vb.WriteIfVersion(ctx, sessions.VersionedWrite{ID: sessions.NewID(), Data: []byte("a"), TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,198 @@
+package sessions
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Info describes one of an owner's sessions, as [Manager.Sessions] lists
+// them: what a "where am I signed in" page shows.
+type Info[T any] struct {
+	// Handle identifies the session: it is what [Session.Handle] returns
+	// in the session's own requests, and what [Manager.Revoke] takes.
+	Handle string
+	// Owner is the owner the session is tied to.
+	Owner string
+	// CreatedAt is when the session was created.
+	CreatedAt time.Time
+	// LastSeenAt is when the session was last saved or its expiry last
+	// extended, to within the rounding an idle timeout allows.
+	LastSeenAt time.Time
+	// ExpiresAt is when the server will refuse the session if it is not
+	// used again.
+	ExpiresAt time.Time
+	// Persistent reports whether the session's cookie outlives the
+	// browser.
+	Persistent bool
+	// Value is the session's data.
+	Value T
+}
+
+// errNoIndex is what the owner methods return on a backend that cannot
+// find an owner's sessions.
+var errNoIndex = fmt.Errorf("sessions: the backend keeps no index of sessions by owner (it is not a sessions.OwnerIndex): %w", errors.ErrUnsupported)
+
+// Sessions returns the live sessions of owner, most recently seen first.
+// It costs what reading that owner's sessions costs, whatever else the
+// store holds. Only sessions of this manager (its cookie name) are listed.
+//
+// On a backend that is not an [OwnerIndex], such as the cookie backend, it
+// returns an error that matches [errors.ErrUnsupported]; see
+// [WithValidate] for ending cookie sessions.
+func (m *Manager[T]) Sessions(ctx context.Context, owner string) ([]Info[T], error) {
+	owned, err := m.owned(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]Info[T], 0, len(owned))
+	for _, o := range owned {
+		var v T
+		if err := m.codec.Unmarshal(o.payload, &v); err != nil {
+			m.logger().DebugContext(ctx, "sessions: an owner's session does not decode; left out of the list",
+				"handle", o.handle, "err", err)
+			continue
+		}
+		infos = append(infos, Info[T]{
+			Handle:     o.handle,
+			Owner:      o.header.owner,
+			CreatedAt:  time.Unix(o.header.created, 0),
+			LastSeenAt: o.lastSeen,
+			ExpiresAt:  o.expires,
+			Persistent: m.persistentFor(o.header.persist),
+			Value:      v,
+		})
+	}
+	slices.SortFunc(infos, func(a, b Info[T]) int {
+		if c := b.LastSeenAt.Compare(a.LastSeenAt); c != 0 {
+			return c
+		}
+		return b.CreatedAt.Compare(a.CreatedAt)
+	})
+	return infos, nil
+}
+
+// Revoke ends the session with the given handle if, and only if, it is a
+// live session of owner; it returns nil when there is no such session.
+// Revocation is final: a request still running on the session cannot save
+// it back, and the client's next request gets a fresh session.
+//
+// On a backend that is not an [OwnerIndex] it returns an error that matches
+// [errors.ErrUnsupported].
+func (m *Manager[T]) Revoke(ctx context.Context, owner, handle string) error {
+	owned, err := m.owned(ctx, owner)
+	if err != nil {
+		return err
+	}
+	for _, o := range owned {
+		if o.handle == handle {
+			_, err := m.revoke(ctx, o)
+			return err
+		}
+	}
+	return nil
+}
+
+// RevokeAll ends every live session of owner except those whose handles
+// are in keep, as a "sign out all other devices" button or a password
+// change does, and returns how many it ended.
+//
+// On a backend that is not an [OwnerIndex] it returns an error that matches
+// [errors.ErrUnsupported].
+func (m *Manager[T]) RevokeAll(ctx context.Context, owner string, keep ...string) (int, error) {
+	owned, err := m.owned(ctx, owner)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range owned {
+		if slices.Contains(keep, o.handle) {
+			continue
+		}
+		removed, err := m.revoke(ctx, o)
+		if err != nil {
+			return n, err
+		}
+		if removed {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ownedSession is a live session of an owner, as the index found it.
+type ownedSession struct {
+	key      [sha256.Size]byte
+	handle   string
+	header   recordHeader
+	payload  []byte
+	lastSeen time.Time
+	expires  time.Time
+}
+
+// owned returns the owner's live sessions of this manager, checked against
+// their records: the owner they hold, the cookie name's tag, and expiry.
+func (m *Manager[T]) owned(ctx context.Context, owner string) ([]ownedSession, error) {
+	if m.index == nil {
+		return nil, errNoIndex
+	}
+	if owner == "" {
+		return nil, nil
+	}
+	records, err := m.index.Owned(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: listing an owner's sessions: %w", err)
+	}
+	now := m.now().Unix()
+	out := make([]ownedSession, 0, len(records))
+	for _, r := range records {
+		h, payload, err := parseRecord(r.Data)
+		if err != nil {
+			m.logger().WarnContext(ctx, "sessions: an owner's session record is corrupt; left out of the list",
+				"handle", handleOfKey(r.Key), "err", err)
+			continue
+		}
+		// The record itself, not only the index, must name the owner.
+		if h.owner != owner || h.tagged != m.tagged || h.tag != m.tag || m.expired(h, now) != "" {
+			continue
+		}
+		lastSeen := time.Unix(h.accessed, 0)
+		expires := time.Unix(m.expiresAt(h, h.accessed), 0)
+		if !r.ExpiresAt.IsZero() {
+			expires = r.ExpiresAt.Truncate(time.Second)
+			if m.idleTimeout > 0 {
+				// A touch moved the expiry on without rewriting the record.
+				if touched := expires.Add(-m.idleTimeout); touched.After(lastSeen) {
+					lastSeen = touched
+				}
+			}
+		}
+		if deadline := m.deadline(h); deadline.Before(expires) {
+			expires = deadline
+		}
+		out = append(out, ownedSession{key: r.Key, handle: handleOfKey(r.Key), header: h, payload: payload,
+			lastSeen: lastSeen, expires: expires})
+	}
+	return out, nil
+}
+
+// revoke removes an owned session's record, and reports whether it did.
+func (m *Manager[T]) revoke(ctx context.Context, o ownedSession) (bool, error) {
+	removed, err := m.index.RemoveOwned(ctx, o.header.owner, o.key)
+	if err != nil {
+		return false, fmt.Errorf("sessions: revoking a session: %w", err)
+	}
+	if removed {
+		m.audit(ctx, "revoked", o.handle, o.header.owner)
+	}
+	return removed, nil
+}
+
+// handleOfKey returns the handle of the token whose HashToken is key.
+func handleOfKey(key [sha256.Size]byte) string {
+	return base64.RawURLEncoding.EncodeToString(key[:handleBytes])
+}
