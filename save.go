@@ -327,7 +327,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 	// moving: Regenerate gave the stored session a new ID; the old record
 	// must be removed only if nobody changed it meanwhile.
 	moving := s.removeToken != "" && !s.destroyed
-	var target uint64    // the version the record under s.id has, as far as we know
+	var target uint64   // the version the record under s.id has, as far as we know
 	var previous string // and its owner
 	if s.stored {
 		target, previous = s.version, s.loadedOwner

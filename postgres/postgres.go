@@ -170,9 +170,9 @@ ON CONFLICT (token_hash) DO UPDATE SET data = EXCLUDED.data, version = 1, expire
 WHERE s.expires_at <= now()`),
 			owned:       t(`SELECT token_hash, data, version, expires_at FROM {table} WHERE owner = $1 AND expires_at > now()`),
 			removeOwned: t(`DELETE FROM {table} WHERE token_hash = $1 AND owner = $2 AND expires_at > now()`),
-			remove:   t(`DELETE FROM {table} WHERE token_hash = $1`),
-			removeIf: t(`DELETE FROM {table} WHERE token_hash = $1 AND version = $2 AND expires_at > now()`),
-			touch:    t(`UPDATE {table} SET expires_at = now() + $2 * interval '1 millisecond' WHERE token_hash = $1 AND expires_at > now()`),
+			remove:      t(`DELETE FROM {table} WHERE token_hash = $1`),
+			removeIf:    t(`DELETE FROM {table} WHERE token_hash = $1 AND version = $2 AND expires_at > now()`),
+			touch:       t(`UPDATE {table} SET expires_at = now() + $2 * interval '1 millisecond' WHERE token_hash = $1 AND expires_at > now()`),
 			cleanup: t(`DELETE FROM {table} WHERE token_hash IN (
 	SELECT token_hash FROM {table} WHERE expires_at <= now() LIMIT ` + fmt.Sprint(cleanupBatch) + `)`),
 		},
