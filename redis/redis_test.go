@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/starsessions/sessions"
 	"github.com/starsessions/sessions/internal/testserver"
@@ -319,4 +321,97 @@ func TestSentinel(t *testing.T) {
 			t.Errorf("the new primary holds %q, want the record with N=2", data)
 		}
 	})
+}
+
+// roundTrips counts the commands and pipelines a client sends, each one
+// round trip to the server.
+type roundTrips struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (r *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		r.mu.Lock()
+		r.names = append(r.names, cmd.Name())
+		r.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		r.mu.Lock()
+		r.names = append(r.names, "pipeline")
+		r.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+func (r *roundTrips) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := r.names
+	r.names = nil
+	return names
+}
+
+// TestOwnerIndexRoundTrips checks what the index by owner costs: one round
+// trip more when a session's owner changes, none on reads and ordinary
+// writes of a session with an owner.
+func TestOwnerIndexRoundTrips(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: singleClient(t).Options().Addr})
+	defer client.Close()
+	rt := &roundTrips{}
+	m := sessions.New[struct{ N int }](New(client, WithPrefix(newPrefix())))
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		switch r.URL.Path {
+		case "/login":
+			s.Regenerate()
+			s.SetOwner("ann")
+		case "/inc":
+			s.Update(func(v *struct{ N int }) { v.N++ })
+		}
+	}))
+	// Load the scripts, so that every call below is one EVALSHA.
+	_, c := send(h, "/inc", nil)
+	_, c = send(h, "/login", c)
+	_, c = send(h, "/inc", c)
+	client.AddHook(rt)
+	steps := []struct {
+		path string
+		want []string
+	}{
+		{"/login", []string{"hmget", "evalsha", "evalsha", "evalsha"}}, // read, write, index, remove the old key
+		{"/inc", []string{"hmget", "evalsha"}},
+		{"/read", []string{"hmget"}},
+	}
+	for _, st := range steps {
+		_, c = send(h, st.path, c)
+		if diff := cmp.Diff(st.want, rt.take()); diff != "" {
+			t.Errorf("%s: round trips (-want +got):\n%s", st.path, diff)
+		}
+	}
+}
+
+// send sends a request with cookie c and returns the response and the
+// cookie to send next.
+func send(h http.Handler, path string, c *http.Cookie) (*httptest.ResponseRecorder, *http.Cookie) {
+	req := httptest.NewRequest(http.MethodPost, "https://example.com"+path, nil)
+	if c != nil {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	for _, nc := range rec.Result().Cookies() {
+		c = nc
+	}
+	return rec, c
 }
