@@ -55,6 +55,11 @@ type Record struct {
 	// then saves the session at the end of the request even if its data
 	// did not change, so that the client gets a fresh token.
 	Rotate bool
+	// ClientSide reports that the record lives in the token itself, as with
+	// the cookie backend: every write makes a new token, and removing the
+	// record on the server does nothing. The manager needs to know once
+	// the response header is out, when no new token can reach the client.
+	ClientSide bool
 }
 
 // A RecordReader is a [Backend] that reports, with a record's bytes, what

@@ -34,6 +34,12 @@ var ErrConflict = errors.New("sessions: session changed by a concurrent request"
 // not corrupt: it gives a fresh session and a debug log line.
 var ErrCorrupt = errors.New("sessions: backend returned a corrupt session record")
 
+// ErrHeaderWritten is returned, wrapped, by [Session.Save] when the
+// response header has been written and the save would need to give the
+// client a new token, or delete its token: for a new session, after
+// [Session.Regenerate], and for every save on the cookie backend.
+var ErrHeaderWritten = errors.New("sessions: the response header has been written; the client's token cannot change")
+
 // ErrRevoked, returned wrapped or not by the function given to
 // [WithValidate], ends the session it was given: its record is removed, the
 // request goes on with a fresh, empty session, and the client's cookie is

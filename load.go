@@ -8,17 +8,23 @@ import (
 	"time"
 )
 
-// load fills s with the session named by the request's cookie, or with a
+// load fills s with the session named by the request's token, or with a
 // new one when there is none or it cannot be used.
 func (m *Manager[T]) load(ctx context.Context, r *http.Request, s *Session[T]) error {
+	token, ok := m.transport.read(r)
+	return m.loadToken(ctx, s, token, ok)
+}
+
+// loadToken fills s with the session named by token, present says whether
+// the client sent one.
+func (m *Manager[T]) loadToken(ctx context.Context, s *Session[T], token string, present bool) error {
 	now := m.now().Unix()
 	s.m = m
 	s.now = now
-	token, ok := cookieValue(r.Header, m.cookieName)
-	s.hadToken = ok
-	reason := "no session cookie"
-	if ok {
-		reason = "malformed cookie"
+	s.hadToken = present
+	reason := "no session token"
+	if present {
+		reason = "malformed token"
 		if validToken(token) {
 			rec, found, err := m.read(ctx, token)
 			if err != nil {
@@ -33,6 +39,7 @@ func (m *Manager[T]) load(ctx context.Context, r *http.Request, s *Session[T]) e
 				if reason == "" {
 					s.forceSave = rec.Rotate
 					s.version = rec.Version
+					s.clientSide = rec.ClientSide
 					return m.validate(ctx, s)
 				}
 			}

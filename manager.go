@@ -17,7 +17,8 @@ import (
 // A Manager is safe for concurrent use by multiple goroutines.
 type Manager[T any] struct {
 	config
-	backend   Backend          // bound to the cookie name when it is a NameBinder
+	transport transport        // carries tokens: a cookie, or a header
+	backend   Backend          // bound to the token's name when it is a NameBinder
 	reader    RecordReader     // backend as a RecordReader, or nil
 	versioned VersionedBackend // backend as a VersionedBackend, or nil under last-write-wins
 	toucher   Toucher          // backend as a Toucher, or nil
@@ -56,13 +57,17 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 		opt(&m.config)
 	}
 	m.check()
+	m.transport = cookieTransport{&m.config}
+	if m.tokenHeaderSet {
+		m.transport = headerTransport{m.tokenHeader}
+	}
 	if nb, ok := backend.(NameBinder); ok {
-		backend = nb.BindName(m.cookieName)
+		backend = nb.BindName(m.transport.name())
 		if backend == nil {
 			panic("sessions: BindName returned a nil Backend")
 		}
 	} else {
-		m.tagged, m.tag = true, tagOf(m.cookieName)
+		m.tagged, m.tag = true, tagOf(m.transport.name())
 	}
 	m.backend = backend
 	m.reader, _ = backend.(RecordReader)
@@ -112,9 +117,27 @@ func (m *Manager[T]) Get(r *http.Request) (*Session[T], error) {
 			return nil, err
 		}
 		st.session.committed = st.committed
+		st.session.req = st
 		st.loaded = true
 	}
 	return &st.session, nil
+}
+
+// Open returns the session named by token, outside any HTTP request: for
+// WebSocket messages, gRPC metadata, background jobs, and tests that need a
+// signed-in session. An unknown, expired or invalid token gives a new,
+// empty session ([Session.IsNew]); only a backend failure is an error.
+// Change the session, then call [Session.Save], after which
+// [Session.Token] gives the token to hand to the client.
+//
+// The session belongs to the caller, who must not use it from several
+// goroutines that rely on its being saved in a particular order.
+func (m *Manager[T]) Open(ctx context.Context, token string) (*Session[T], error) {
+	s := new(Session[T])
+	if err := m.loadToken(ctx, s, token, token != ""); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (m *Manager[T]) logger() *slog.Logger {

@@ -53,8 +53,9 @@ type requestState[T any] struct {
 	// header was written.
 	hijacked bool
 	// vary is this response's own Vary value, so that no slice is shared
-	// between responses' headers.
+	// between responses' headers; varied is set once it is in the header.
 	vary    [1]string
+	varied  bool
 	session Session[T]
 }
 
@@ -96,7 +97,14 @@ func (st *requestState[T]) save(w http.ResponseWriter) bool {
 func (st *requestState[T]) hijack() {
 	st.mu.Lock()
 	st.committed, st.hijacked = true, true
+	loaded := st.loaded
 	st.mu.Unlock()
+	if loaded {
+		// No token reaches the client from now on: Save must know.
+		st.session.mu.Lock()
+		st.session.committed = true
+		st.session.mu.Unlock()
+	}
 }
 
 // finish runs when the handler has returned and the response is
@@ -110,7 +118,7 @@ func (st *requestState[T]) finish() {
 	}
 	s := &st.session
 	s.mu.Lock()
-	unsaved := s.lateChange || hijacked && st.m.dirtyLocked(s)
+	unsaved := s.lateChange || (hijacked || s.lateData) && st.m.dirtyLocked(s)
 	s.committed = true
 	s.dropSnapshotLocked()
 	s.mu.Unlock()
@@ -120,12 +128,25 @@ func (st *requestState[T]) finish() {
 	}
 }
 
-// addVary adds Cookie to h's Vary header.
+// header implements sessionRequest, for Session.Save before the header.
+func (st *requestState[T]) header() http.Header {
+	h := st.rw.ResponseWriter.Header()
+	st.addVary(h)
+	return h
+}
+
+// addVary adds the transport's request header, Cookie by default, to h's
+// Vary header, once.
 func (st *requestState[T]) addVary(h http.Header) {
-	if v, ok := h["Vary"]; ok {
-		h["Vary"] = append(v, "Cookie")
+	if st.varied {
 		return
 	}
-	st.vary[0] = "Cookie"
+	st.varied = true
+	name := st.m.transport.vary()
+	if v, ok := h["Vary"]; ok {
+		h["Vary"] = append(v, name)
+		return
+	}
+	st.vary[0] = name
 	h["Vary"] = st.vary[:1:1]
 }

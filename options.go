@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,13 @@ type config struct {
 	logger        *slog.Logger
 	audit         bool
 	validate      any // a func(context.Context, *T) error, checked by New
+	clearSiteData string
+
+	// tokenHeader is the header tokens travel in, or "" for the cookie;
+	// cookieOptions names the cookie options given, which contradict it.
+	tokenHeader    string
+	tokenHeaderSet bool
+	cookieOptions  []string
 
 	cookieName  string
 	path        string
@@ -154,37 +163,90 @@ func WithValidate[T any](fn func(ctx context.Context, v *T) error) Option {
 // Tokens are bound to the name: a token issued under one name is a fresh
 // session under another, even from a manager on the same backend and
 // secret.
-func WithCookieName(name string) Option { return func(c *config) { c.cookieName = name } }
+func WithCookieName(name string) Option {
+	return func(c *config) { c.cookieName = name; c.cookieOption("WithCookieName") }
+}
 
 // WithCookiePath sets the cookie's Path attribute; the default is "/". New
 // panics unless it starts with "/" and is at most 1024 bytes without
 // control characters or semicolons.
-func WithCookiePath(path string) Option { return func(c *config) { c.path = path } }
+func WithCookiePath(path string) Option {
+	return func(c *config) { c.path = path; c.cookieOption("WithCookiePath") }
+}
 
 // WithCookieDomain sets the cookie's Domain attribute, which shares the
 // cookie with subdomains. The default, "", sets none: the cookie goes to the
 // host that set it only. New panics if it is longer than 1024 bytes or holds
 // control characters, spaces or semicolons.
-func WithCookieDomain(domain string) Option { return func(c *config) { c.domain = domain } }
+func WithCookieDomain(domain string) Option {
+	return func(c *config) { c.domain = domain; c.cookieOption("WithCookieDomain") }
+}
 
 // WithCookieSecure sets whether the cookie has the Secure attribute, which
 // keeps browsers from sending it over plain HTTP. It is on by default; turn
 // it off only for development over plain HTTP on a host other than
 // localhost (browsers accept Secure cookies from http://localhost).
-func WithCookieSecure(secure bool) Option { return func(c *config) { c.secure = secure } }
+func WithCookieSecure(secure bool) Option {
+	return func(c *config) { c.secure = secure; c.cookieOption("WithCookieSecure") }
+}
 
 // WithCookieSameSite sets the cookie's SameSite attribute; the default is
 // [http.SameSiteLaxMode], which keeps the cookie off cross-site form posts
 // and subrequests while top-level links still carry it.
 // [http.SameSiteNoneMode] requires Secure; [http.SameSiteDefaultMode] omits
 // the attribute.
-func WithCookieSameSite(mode http.SameSite) Option { return func(c *config) { c.sameSite = mode } }
+func WithCookieSameSite(mode http.SameSite) Option {
+	return func(c *config) { c.sameSite = mode; c.cookieOption("WithCookieSameSite") }
+}
 
 // WithCookiePartitioned sets whether the cookie has the Partitioned
 // attribute (CHIPS), for sessions inside third-party iframes. It requires
 // Secure. The default is false.
 func WithCookiePartitioned(partitioned bool) Option {
-	return func(c *config) { c.partitioned = partitioned }
+	return func(c *config) { c.partitioned = partitioned; c.cookieOption("WithCookiePartitioned") }
+}
+
+func (c *config) cookieOption(name string) { c.cookieOptions = append(c.cookieOptions, name) }
+
+// WithTokenHeader makes the token travel in the request header name (for
+// example "X-Session-Token") instead of a cookie, for API and mobile
+// clients that keep no cookies. A new or changed token goes out in the
+// same header of the response, and after [Session.Destroy] the response
+// carries the header with an empty value, so that the client drops its
+// copy; no Set-Cookie is sent at all, and responses vary on the header.
+// Tokens are bound to the header's name, as they are to a cookie's. New
+// panics if a cookie option is given too.
+//
+// The trade-off: a token that the client's code can read can be stolen by
+// any script that runs in the page (XSS), which an HttpOnly cookie cannot
+// (OWASP); in exchange, a browser never attaches a header by itself, so
+// requests authenticated by it need no CSRF protection. Keep header tokens
+// for clients that are not browsers, or that keep the token out of reach
+// of scripts.
+func WithTokenHeader(name string) Option {
+	return func(c *config) { c.tokenHeader, c.tokenHeaderSet = textproto.CanonicalMIMEHeaderKey(name), true }
+}
+
+// clearSiteDataDirectives are the directives [WithClearSiteData] accepts.
+var clearSiteDataDirectives = []string{"cache", "cookies", "storage", "executionContexts", "clientHints", "prefetchCache", "prerenderCache", "*"}
+
+// WithClearSiteData makes the response of a request that destroys its
+// session send a Clear-Site-Data header with the given directives (from
+// "cache", "cookies", "storage", "executionContexts", "clientHints",
+// "prefetchCache", "prerenderCache" and "*"), so that the browser also
+// forgets what the signed-in user left in its caches and storage. It is
+// off by default; New panics on an unknown directive.
+func WithClearSiteData(directives ...string) Option {
+	return func(c *config) {
+		quoted := make([]string, len(directives))
+		for i, d := range directives {
+			if !slices.Contains(clearSiteDataDirectives, d) {
+				panic("sessions: WithClearSiteData: unknown directive " + strconv.Quote(d))
+			}
+			quoted[i] = `"` + d + `"`
+		}
+		c.clearSiteData = strings.Join(quoted, ", ")
+	}
 }
 
 // check panics with a message that names the mistake when the options
@@ -196,6 +258,17 @@ func (c *config) check() {
 	}
 	if c.lifetime <= 0 {
 		panic("sessions: WithLifetime needs a positive duration")
+	}
+	if c.tokenHeaderSet {
+		if len(c.cookieOptions) > 0 {
+			panic("sessions: WithTokenHeader sends no cookie, but " + strings.Join(c.cookieOptions, ", ") + " configures one")
+		}
+		switch {
+		case !validCookieName(c.tokenHeader):
+			panic("sessions: invalid token header name " + strconv.Quote(c.tokenHeader))
+		case slices.Contains([]string{"Cookie", "Set-Cookie", "Host", "Connection", "Content-Length", "Transfer-Encoding", "Vary", "Cache-Control"}, c.tokenHeader):
+			panic("sessions: WithTokenHeader cannot use the " + c.tokenHeader + " header")
+		}
 	}
 	if !validCookieName(c.cookieName) {
 		panic("sessions: invalid cookie name " + strconv.Quote(c.cookieName))

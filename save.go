@@ -11,6 +11,15 @@ import (
 	"time"
 )
 
+// A saveTarget says where a save's token goes.
+type saveTarget uint8
+
+const (
+	toHeader   saveTarget = iota // the response header, still to be written
+	headerGone                   // nowhere: the client keeps the token it has
+	detached                     // nowhere: a session from Open, whose caller hands the token out
+)
+
 // A saveInput is what the request did to its session, as far as saving
 // is concerned.
 type saveInput struct {
@@ -18,22 +27,25 @@ type saveInput struct {
 	stored     bool // a record exists under the session's ID
 	retiring   bool // a record under a token the session left must go
 	destroyed  bool
-	hadToken   bool // the request carried a cookie of the session's name
+	hadToken   bool // the client holds a token of the session's name
 	idle       bool // the manager has an idle timeout
 	toucher    bool // the backend can extend an expiry without a write
 	refreshDue bool // the record's access time lags by a hundredth of the idle timeout or more
+	tokenFixed bool // the response header is out: the client's token cannot change
+	clientSide bool // the record lives in the token, so every write changes it
 }
 
 // A savePlan is what saving a session takes.
 type savePlan struct {
-	write       bool // write the session's record
-	refreshOnly bool // the write only brings the access time up to date
-	touch       bool // extend the record's expiry instead of writing it
-	remove      bool // remove the retired record (a write removes it itself)
-	expire      bool // expire the client's cookie
+	write       bool  // write the session's record
+	refreshOnly bool  // the write only brings the access time up to date
+	touch       bool  // extend the record's expiry instead of writing it
+	remove      bool  // remove the retired record (a write removes it itself)
+	expire      bool  // tell the client to drop its token
+	err         error // why the save cannot be done, before anything is
 }
 
-// planSave decides what saving takes; save carries it out.
+// planSave decides what saving takes; saveLocked carries it out.
 func planSave(in saveInput) savePlan {
 	var p savePlan
 	switch {
@@ -48,6 +60,23 @@ func planSave(in saveInput) savePlan {
 		p.remove = in.retiring
 		p.expire = in.destroyed && in.hadToken
 	}
+	if !in.tokenFixed {
+		return p
+	}
+	// No new token, and no deletion, reaches the client any more.
+	switch {
+	case p.write && p.refreshOnly && in.clientSide:
+		return savePlan{} // the idle refresh waits for the next request
+	case p.write && !in.stored:
+		p.err = fmt.Errorf("%w: a new or regenerated session needs a token the client does not have", ErrHeaderWritten)
+	case p.write && in.clientSide:
+		p.err = fmt.Errorf("%w: the session lives in the client's token, which a save replaces", ErrHeaderWritten)
+	case p.expire && in.clientSide:
+		p.err = fmt.Errorf("%w: the session lives in the client's token, which cannot be deleted now", ErrHeaderWritten)
+	}
+	// A server-side session's record is removed; the client keeps a
+	// token that names nothing.
+	p.expire = false
 	return p
 }
 
@@ -59,11 +88,18 @@ const maxSaveAttempts = 16
 // into a cookie.
 var errBadToken = errors.New("sessions: the backend returned a token that is not a valid cookie value")
 
-// save brings the backend and the response's cookie up to date with s.
+// save is the middleware's save, just before the response header goes out.
 func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.committed = true
+	return m.saveLocked(ctx, s, h, toHeader)
+}
+
+// saveLocked brings the backend, and the response header h when target is
+// toHeader, up to date with s, whose lock the caller holds. After a
+// successful save, what was saved is what the next save compares with.
+func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Header, target saveTarget) error {
 	defer s.dropSnapshotLocked() // spent either way
 
 	if len(s.header.owner) > maxOwnerLength {
@@ -88,7 +124,12 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 		idle:       m.idleTimeout > 0,
 		toucher:    m.toucher != nil,
 		refreshDue: now-s.header.accessed >= int64(max(m.idleTimeout/100, time.Second)/time.Second),
+		tokenFixed: target == headerGone,
+		clientSide: s.clientSide,
 	})
+	if p.err != nil {
+		return p.err
+	}
 	switch {
 	case p.touch:
 		ttl, _ := m.expiry(s.header, now)
@@ -99,7 +140,7 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 		if p.refreshOnly {
 			f = append(make(frame, maxRecordHeader, maxRecordHeader+len(s.loadedPayload)), s.loadedPayload...)
 		}
-		if err := m.writeLocked(ctx, h, s, f, p.refreshOnly); err != nil {
+		if err := m.writeLocked(ctx, h, s, f, p.refreshOnly, target); err != nil {
 			return err
 		}
 	}
@@ -107,13 +148,31 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 		if err := m.backend.Remove(ctx, s.removeToken); err != nil {
 			return fmt.Errorf("sessions: removing session: %w", err)
 		}
-		s.removeToken, s.token = "", ""
+		s.removeToken, s.token, s.loadedToken = "", "", ""
+		s.stored = false
 	}
-	if p.expire {
-		m.setCookie(h, "", -1)
+	if p.expire && target == toHeader {
+		m.transport.clear(h)
+		if m.clearSiteData != "" {
+			h.Set("Clear-Site-Data", m.clearSiteData)
+		}
+		s.hadToken = false
 	}
 	m.auditSave(ctx, before, s, p)
+	s.settleLocked()
 	return nil
+}
+
+// settleLocked makes what was just saved the session's new starting point:
+// its changes are stored, and a later save looks only for new ones.
+func (s *Session[T]) settleLocked() {
+	s.updates = nil
+	s.forceSave = false
+	s.destroyed = false
+	s.refused = false
+	s.persistSet, s.ownerSet = false, false
+	s.loadedPersist = s.header.persist
+	s.loadedOwner = s.header.owner
 }
 
 // auditState is what the audit trail needs to know of a session before
@@ -198,9 +257,9 @@ func (m *Manager[T]) dirtyLocked(s *Session[T]) bool {
 	return dirty || err != nil
 }
 
-// writeLocked writes s's record, from the payload in f, and sets the
-// cookie when the client does not hold the token yet.
-func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[T], f frame, refreshOnly bool) error {
+// writeLocked writes s's record, from the payload in f, and sends the
+// token when the client does not hold it yet.
+func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[T], f frame, refreshOnly bool, target saveTarget) error {
 	var token string
 	var err error
 	if m.versioned != nil {
@@ -216,24 +275,33 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 	if err != nil {
 		return err
 	}
-	s.token = token
+	if target == headerGone && token != s.loadedToken {
+		// The backend gave a token that cannot reach the client: its
+		// record must not outlive this save.
+		m.backend.Remove(ctx, token)
+		return fmt.Errorf("%w: the backend returned a new token", ErrHeaderWritten)
+	}
+	resend := token != s.loadedToken || s.header.persist != s.loadedPersist || !s.hadToken
+	s.token, s.loadedToken = token, token
 	s.stored = true
 	s.removeToken = ""
-	if token == s.loadedToken && s.header.persist == s.loadedPersist {
+	s.loadedPayload = append(s.loadedPayload[:0:0], f.payload()...)
+	if target != toHeader || !resend {
 		// The client sent this very token, in a cookie that ends when the
 		// session's lifetime does (Max-Age counts down to a fixed end):
 		// sending it again would change nothing.
 		return nil
 	}
 	_, maxAge := m.expiry(s.header, s.now)
-	m.setCookie(h, token, maxAge)
+	m.transport.send(h, token, maxAge)
+	s.hadToken = true
 	return nil
 }
 
 // checkToken makes sure that a token a backend returned can be sent in the
 // session cookie, before anything that depends on it happens.
 func (m *Manager[T]) checkToken(token string, f frame) error {
-	if len(m.cookieName)+1+len(token) > MaxCookieSize {
+	if !m.transport.fits(token) {
 		return fmt.Errorf("%w: %d bytes of session data", ErrCookieTooLarge, len(f.payload()))
 	}
 	if !validToken(token) {

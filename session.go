@@ -1,6 +1,9 @@
 package sessions
 
 import (
+	"context"
+	"errors"
+	"net/http"
 	"sync"
 	"time"
 	"unsafe"
@@ -18,10 +21,14 @@ import (
 // [Session.Update], which are.
 //
 // Changes made after the response header has been written are kept in the
-// Session but not saved by the middleware, which logs a warning.
+// Session but not saved by the middleware, which logs a warning unless
+// [Session.Save] stored them.
 type Session[T any] struct {
 	mu sync.Mutex
 	m  *Manager[T]
+	// req is the request the session belongs to; nil for a session from
+	// [Manager.Open].
+	req sessionRequest
 
 	data T
 	// exposed is set once data may have changed: Data handed out a
@@ -44,7 +51,8 @@ type Session[T any] struct {
 	header        recordHeader
 	version       uint64 // the loaded record's version, for a VersionedBackend
 	isNew         bool
-	hadToken      bool // the request carried a cookie of the session's name
+	hadToken      bool // the request carried a token of the session's name
+	clientSide    bool // the record lives in the token: see Record.ClientSide
 
 	stored      bool   // a record exists under id
 	removeToken string // stale token to remove once the new state is saved
@@ -61,8 +69,10 @@ type Session[T any] struct {
 	updates   []func(*T)
 	committed bool // the response header is out; the middleware saves no more
 	// lateChange is set by a change made after the commit, which the
-	// middleware will not save.
+	// middleware will not save; lateData by a call to Data after it, which
+	// may have made one.
 	lateChange bool
+	lateData   bool
 	now        int64 // the request's time, Unix seconds
 }
 
@@ -80,6 +90,7 @@ type Session[T any] struct {
 func (s *Session[T]) Data() *T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lateData = s.lateData || s.committed
 	if !s.exposed {
 		if s.m.plan != nil {
 			s.snap = takeSnapshot(s.m.plan, &s.data)
@@ -293,4 +304,53 @@ func (s *Session[T]) noteLateChangeLocked() {
 	if s.committed {
 		s.lateChange = true
 	}
+}
+
+// Save saves the session now, under the same rules as the middleware's
+// save: compare-and-set, replay of [Session.Update] functions on a conflict,
+// [ErrConflict] for changes that cannot be replayed.
+//
+// Before the response header is written, it also puts the cookie or token
+// header in the response; the middleware then has nothing left to do unless
+// the session changes again. Call it then from the handler's own goroutine,
+// as it writes to the response header.
+//
+// After the header is written (a streamed response, server-sent events, a
+// hijacked WebSocket), no new token can reach the client: Save stores the
+// changes when the client's token stays valid for them, and otherwise saves
+// nothing and returns an error matching [ErrHeaderWritten]: for a new
+// session, after [Session.Regenerate], and on the cookie backend, whose
+// token is the session itself. A destroyed server-side session is removed;
+// the client's token then names nothing.
+//
+// For a session from [Manager.Open], Save stores the session and
+// [Session.Token] then gives the token to hand out.
+func (s *Session[T]) Save(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		return errors.New("sessions: Save on a Session that no Manager made")
+	}
+	target := toHeader
+	var h http.Header
+	switch {
+	case s.req == nil:
+		target = detached
+	case s.committed:
+		target = headerGone
+	default:
+		h = s.req.header()
+	}
+	if err := s.m.saveLocked(ctx, s, h, target); err != nil {
+		return err
+	}
+	s.lateChange, s.lateData = false, false
+	return nil
+}
+
+// A sessionRequest is the request a Session belongs to, as Save needs it.
+type sessionRequest interface {
+	// header returns the response header, which the caller will write a
+	// token to, and adds the Vary header for it.
+	header() http.Header
 }

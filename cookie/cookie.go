@@ -165,7 +165,7 @@ func (b *Backend) ReadRecord(_ context.Context, token string) (sessions.Record, 
 	}
 	for i, k := range b.keys {
 		if data, ok := k.open(b.name, token); ok {
-			return sessions.Record{Data: data, Rotate: i > 0}, true, nil
+			return sessions.Record{Data: data, Rotate: i > 0, ClientSide: true}, true, nil
 		}
 	}
 	return sessions.Record{}, false, nil

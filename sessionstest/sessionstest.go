@@ -96,6 +96,7 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerSessions", stateful: true, run: testManagerSessions},
 		{name: "ManagerRevokeDuringRequest", stateful: true, run: testManagerRevokeDuringRequest},
 		{name: "ManagerOwnersUnsupported", run: testManagerOwnersUnsupported},
+		{name: "ManagerTokenHeader", run: testManagerTokenHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
