@@ -401,3 +401,39 @@ func TestBrowserSameSiteLax(t *testing.T) {
 		t.Errorf("a form POST from another port of the same site went without the session cookie")
 	}
 }
+
+// TestBrowserCrossOriginPost posts a form to the app from pages of other
+// origins, one on another site and one on another port of the same site,
+// whose POST carries the SameSite=Lax cookie: CrossOriginProtection
+// refuses both with 403, and the session is unchanged.
+func TestBrowserCrossOriginPost(t *testing.T) {
+	b := chromium(t)
+	store := memory.New()
+	t.Cleanup(func() { store.Close() })
+	app := serveOn(t, store)
+	page := open(t, b, app+"/")
+	page.MustElement("textarea[name=note]").MustInput("mine")
+	wait := page.MustWaitNavigation()
+	page.MustElement("form[action='/notes'] button").MustClick()
+	wait()
+	page.MustWaitLoad()
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s/notes"><input name="note" value="forged from %s"></form>`, app, host)
+		}))
+		t.Cleanup(attacker.Close)
+		page.MustNavigate(strings.Replace(attacker.URL, "127.0.0.1", host, 1) + "/").MustWaitLoad()
+		wait := page.MustWaitNavigation()
+		page.MustEval(`() => document.getElementById("f").submit()`)
+		wait()
+		page.MustWaitLoad()
+		if got := page.MustElement("body").MustText(); !strings.Contains(got, "cross-origin request detected") {
+			t.Errorf("a form posted from %s: the page reads %q, want CrossOriginProtection's refusal", host, got)
+		}
+	}
+	page.MustNavigate(app + "/").MustWaitLoad()
+	if got := text(t, page, "#notes"); got != "mine" {
+		t.Errorf("the notes after the forged posts: %q", got)
+	}
+}

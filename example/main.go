@@ -1,10 +1,12 @@
 // Command example is a small web application that shows sessions at work:
 // a visit counter, notes, login and logout, and a page that lists the
 // signed-in user's sessions on every device, each with a button that
-// signs it out.
+// signs it out. A small JSON API under /api/ serves the same session to
+// clients that are not browsers.
 //
 //	go run ./example              # then open http://localhost:8080
 //	go run ./example -addr :9000
+//	go run ./example -tokens header   # tokens in X-Session-Token, for curl and apps
 //	go run ./example -backend cookie
 //	go run ./example -backend redis -redis-addr 127.0.0.1:6379
 //	go run ./example -backend postgres -postgres-dsn 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'
@@ -15,11 +17,16 @@
 // 32 bytes), and without it a random secret is made at start, so that
 // sessions do not survive a restart. Cookie sessions cannot be listed or
 // signed out by the server, and the sessions page says so.
+//
+// Every route is behind net/http's CrossOriginProtection, outside the
+// session middleware: a browser's cross-origin POST is refused with 403
+// before it reaches a session. Every change is a POST.
 package main
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +59,9 @@ type Visitor struct {
 	Device  string
 }
 
+// tokenHeader is the header tokens travel in with -tokens header.
+const tokenHeader = "X-Session-Token"
+
 // Anonymous visitors must not be able to grow the store without bound:
 // notes are few and short, and the memory backend holds at most
 // -max-sessions sessions.
@@ -64,6 +74,7 @@ func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
 	insecure := flag.Bool("insecure", false, "send the cookie over plain HTTP to hosts other than localhost (development only)")
 	kind := flag.String("backend", "memory", "where sessions live: memory, cookie, redis or postgres")
+	tokens := flag.String("tokens", "cookie", "how tokens travel: cookie, or header (X-Session-Token, for API clients)")
 	maxSessions := flag.Int("max-sessions", 10000, "the most sessions the memory backend holds")
 	redisAddr := flag.String("redis-addr", "127.0.0.1:6379", "Redis server, for -backend redis")
 	postgresDSN := flag.String("postgres-dsn", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL connection string, for -backend postgres")
@@ -74,7 +85,17 @@ func main() {
 		log.Fatalf("example: %v", err)
 	}
 	defer closeBackend()
-	app := newApp(backend, sessions.WithCookieSecure(!*insecure))
+	var opts []sessions.Option
+	switch *tokens {
+	case "cookie":
+		opts = append(opts, sessions.WithCookieSecure(!*insecure))
+	case "header":
+		opts = append(opts, sessions.WithTokenHeader(tokenHeader))
+		slog.Info("example: session tokens travel in the " + tokenHeader + " header; browsers will not keep them, use the API under /api/")
+	default:
+		log.Fatalf("example: unknown -tokens %q: want cookie or header", *tokens)
+	}
+	app := newApp(backend, opts...)
 	host := *addr
 	if strings.HasPrefix(host, ":") {
 		host = "localhost" + host
@@ -159,7 +180,40 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /sessions", a.listSessions)
 	mux.HandleFunc("POST /sessions/revoke", a.revoke)
 	mux.HandleFunc("POST /sessions/revoke-others", a.revokeOthers)
-	return a.mgr.Middleware(mux)
+	mux.HandleFunc("GET /api/session", a.apiSession)
+	mux.HandleFunc("POST /api/login", a.login)
+	mux.HandleFunc("POST /api/notes", a.addNote)
+	mux.HandleFunc("POST /api/logout", a.logout)
+	// CrossOriginProtection goes outside the session middleware, so that a
+	// forged cross-origin request is refused before any session is loaded
+	// or saved. Requests without Origin or Sec-Fetch-Site, such as curl's,
+	// are not a browser's, and pass.
+	return http.NewCrossOriginProtection().Handler(a.mgr.Middleware(mux))
+}
+
+// apiSession answers the session as JSON, counting the visit.
+func (a *app) apiSession(w http.ResponseWriter, r *http.Request) {
+	s := a.session(w, r)
+	if s == nil {
+		return
+	}
+	s.Update(func(v *Visitor) { v.Visits++ })
+	v := s.Value()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(struct {
+		Name   string   `json:"name"`
+		Visits int      `json:"visits"`
+		Notes  []string `json:"notes"`
+	}{v.Name, v.Visits, v.Notes})
+}
+
+// done answers a change: a redirect for a form, a 204 for the API.
+func done(w http.ResponseWriter, r *http.Request, page string) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	http.Redirect(w, r, page, http.StatusSeeOther)
 }
 
 // sessionError answers a request whose session could not be saved or
@@ -248,7 +302,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	s.Update(func(v *Visitor) { v.Name, v.LoginAt, v.Device = name, now, device })
 	// The cookie outlives the browser only when the user asks for it.
 	s.SetPersistent(r.PostFormValue("remember") == "on")
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	done(w, r, "/")
 }
 
 // addNote appends a note to the session: an easy way to see what happens
@@ -270,7 +324,7 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 	if note != "" {
 		s.Update(func(v *Visitor) { v.Notes = append(v.Notes, note) })
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	done(w, r, "/")
 }
 
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
@@ -279,7 +333,7 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Destroy()
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	done(w, r, "/")
 }
 
 // sessionsView is what the sessions page shows.

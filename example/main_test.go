@@ -219,3 +219,80 @@ func TestSessionsPageOnCookies(t *testing.T) {
 		t.Errorf("the sessions page on cookies: status %d:\n%s", code, page)
 	}
 }
+
+// TestAPIWithHeaderTokens drives the JSON API as curl or an app would,
+// with the token in X-Session-Token.
+func TestAPIWithHeaderTokens(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	srv := httptest.NewServer(newApp(store, sessions.WithTokenHeader(tokenHeader)).routes())
+	defer srv.Close()
+	var token string
+	call := func(method, path string, form url.Values) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if token != "" {
+			req.Header.Set(tokenHeader, token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if len(res.Header["Set-Cookie"]) > 0 {
+			t.Errorf("%s %s: Set-Cookie %q with header tokens", method, path, res.Header["Set-Cookie"])
+		}
+		if v, ok := res.Header[tokenHeader]; ok {
+			token = v[0]
+		}
+		var b bytes.Buffer
+		b.ReadFrom(res.Body)
+		return res.StatusCode, b.String()
+	}
+	if code, _ := call("POST", "/api/login", url.Values{"name": {"Ada"}}); code != http.StatusNoContent || token == "" {
+		t.Fatalf("login: status %d, token %t", code, token != "")
+	}
+	call("POST", "/api/notes", url.Values{"note": {"from curl"}})
+	if _, got := call("GET", "/api/session", nil); got != `{"name":"Ada","visits":1,"notes":["from curl"]}`+"\n" {
+		t.Errorf("the session: %s", got)
+	}
+	call("POST", "/api/logout", nil)
+	if token != "" {
+		t.Errorf("after logout the client still holds a token")
+	}
+	if _, got := call("GET", "/api/session", nil); !strings.Contains(got, `"name":""`) {
+		t.Errorf("after logout: %s", got)
+	}
+}
+
+// TestCrossOriginPostRefused sends what a browser sends for a form that
+// another origin posts: CrossOriginProtection refuses it before the
+// session is touched. The same-site case matters most: SameSite=Lax lets
+// the cookie through from another port or a sibling subdomain.
+func TestCrossOriginPostRefused(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	srv := serveExample(t, store)
+	u := newUser(t, srv)
+	u.post("/login", url.Values{"name": {"Ada"}})
+	for _, site := range []string{"cross-site", "same-site"} {
+		req, _ := http.NewRequest("POST", srv.URL+"/notes", strings.NewReader("note=forged"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", site)
+		code, _ := u.read(u.c.Do(req))
+		if code != http.StatusForbidden {
+			t.Errorf("a %s POST: status %d, want 403", site, code)
+		}
+	}
+	if _, page := u.get("/"); strings.Contains(page, "forged") {
+		t.Errorf("a forged note reached the session")
+	}
+	// The app's own form posts are same-origin, and pass.
+	req, _ := http.NewRequest("POST", srv.URL+"/notes", strings.NewReader("note=mine"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if code, _ := u.read(u.c.Do(req)); code != http.StatusOK {
+		t.Errorf("a same-origin POST: status %d", code)
+	}
+}
