@@ -289,3 +289,43 @@ func TestFlashes(t *testing.T) {
 		t.Errorf("popping an empty list saved the session")
 	}
 }
+
+// TestRepeatedSavesWithConflicts saves one session again and again while
+// another writer changes it between the saves, as a long-lived socket's
+// session meets the page requests of the same user. Each save must replay
+// only its own new updates, on what the last save stored.
+func TestRepeatedSavesWithConflicts(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	ctx := context.Background()
+	m := sessions.New[profile](store)
+	s, err := m.Open(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Update(func(p *profile) { p.Name = "socket" })
+	if err := s.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		other, err := m.Open(ctx, s.Token())
+		if err != nil {
+			t.Fatal(err)
+		}
+		other.Update(func(p *profile) { p.Visits++ })
+		if err := other.Save(ctx); err != nil {
+			t.Fatalf("the other writer, round %d: %v", i, err)
+		}
+		s.Update(func(p *profile) { p.Roles = append(p.Roles, "r") })
+		if err := s.Save(ctx); err != nil {
+			t.Fatalf("the long-lived session, round %d: %v", i, err)
+		}
+	}
+	final, err := m.Open(ctx, s.Token())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := final.Value(); v.Visits != 3 || len(v.Roles) != 3 || v.Name != "socket" {
+		t.Errorf("after three rounds: %+v, want 3 visits and 3 roles", v)
+	}
+}

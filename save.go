@@ -285,7 +285,6 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 	s.token, s.loadedToken = token, token
 	s.stored = true
 	s.removeToken = ""
-	s.loadedPayload = append(s.loadedPayload[:0:0], f.payload()...)
 	if target != toHeader || !resend {
 		// The client sent this very token, in a cookie that ends when the
 		// session's lifetime does (Max-Age counts down to a fixed end):
@@ -372,7 +371,14 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 			return "", fmt.Errorf("sessions: removing replaced session: %w", err)
 		}
 	}
+	s.keepPayloadLocked(f)
 	return token, nil
+}
+
+// keepPayloadLocked records the payload in f, just written, as what the
+// session's next save compares with.
+func (s *Session[T]) keepPayloadLocked(f frame) {
+	s.loadedPayload = append(s.loadedPayload[:0:0], f.payload()...)
 }
 
 // writeVersioned saves s over the version it loaded. On a conflict it
@@ -423,6 +429,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 			}
 			if err == nil {
 				s.version = target
+				s.keepPayloadLocked(f)
 				return token, nil
 			}
 		}

@@ -5,19 +5,17 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-rod/rod"
-	"github.com/go-rod/rod/lib/launcher"
 	"github.com/go-rod/rod/lib/proto"
 
 	"github.com/starsessions/sessions"
 	"github.com/starsessions/sessions/cookie"
+	"github.com/starsessions/sessions/internal/testbrowser"
 	"github.com/starsessions/sessions/memory"
 )
 
@@ -26,36 +24,7 @@ import (
 // they skip, saying what to install; SESSIONS_REQUIRE_BROWSER=1 makes that
 // a failure.
 
-func chromium(t *testing.T) *rod.Browser {
-	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		msg := "chromium not found; install it with: apt-get install -y chromium"
-		if os.Getenv("SESSIONS_REQUIRE_BROWSER") == "1" {
-			t.Fatal(msg + " (SESSIONS_REQUIRE_BROWSER=1 makes this a failure)")
-		}
-		t.Skip(msg)
-	}
-	l := launcher.New().Bin(bin).Headless(true).NoSandbox(true).Leakless(false).
-		Set("disable-gpu").Set("no-first-run").Set("disable-background-networking").
-		Set("disable-component-update").Set("disable-sync").Set("disable-quic").
-		UserDataDir(t.TempDir())
-	u, err := l.Launch()
-	if err != nil {
-		t.Fatalf("launching chromium: %v", err)
-	}
-	b := rod.New().ControlURL(u).Timeout(60 * time.Second)
-	if err := b.Connect(); err != nil {
-		l.Kill()
-		t.Fatalf("connecting to chromium: %v", err)
-	}
-	t.Cleanup(func() {
-		b.Close()
-		l.Kill()
-		l.Cleanup()
-	})
-	return b
-}
+func chromium(t *testing.T) *rod.Browser { return testbrowser.Launch(t) }
 
 // serve starts the example app on the cookie backend on a loopback port
 // and returns its URL on "localhost", where browsers accept Secure cookies
@@ -74,13 +43,7 @@ func serveOn(t *testing.T, b sessions.Backend, opts ...sessions.Option) string {
 }
 
 // open opens url in a new tab and waits for it to load.
-func open(t *testing.T, b *rod.Browser, url string) *rod.Page {
-	t.Helper()
-	page := b.MustPage(url)
-	t.Cleanup(func() { page.Close() })
-	page.MustWaitLoad()
-	return page
-}
+func open(t *testing.T, b *rod.Browser, url string) *rod.Page { return testbrowser.Open(t, b, url) }
 
 // sessionCookie returns the browser's cookie named name for url, or nil.
 // The DevTools protocol sees HttpOnly cookies, which page scripts cannot.

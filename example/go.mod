@@ -7,6 +7,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/starsessions/sessions v0.0.0
+	github.com/starsessions/sessions/internal/testbrowser v0.0.0
 	github.com/starsessions/sessions/postgres v0.0.0
 	github.com/starsessions/sessions/redis v0.0.0
 	go.uber.org/goleak v1.3.0
@@ -33,6 +34,7 @@ require (
 
 replace (
 	github.com/starsessions/sessions => ../
+	github.com/starsessions/sessions/internal/testbrowser => ../internal/testbrowser
 	github.com/starsessions/sessions/postgres => ../postgres
 	github.com/starsessions/sessions/redis => ../redis
 )
