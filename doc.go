@@ -86,6 +86,15 @@
 // something the user's own record holds has changed. [WithAuditTrail] logs
 // the life of every session.
 //
+// # Beyond the browser cookie
+//
+// [WithTokenHeader] moves the token from a cookie to a request and response
+// header, for API and mobile clients. [Session.Save] saves before the
+// middleware would, or after the response header, as streaming and
+// WebSocket handlers need; [Manager.Open] gives a session outside any
+// request. [Flashes] are one-time messages in the session struct, and
+// [WithClearSiteData] clears the browser's storage on logout.
+//
 // # Codecs
 //
 // [JSON] is the default; [Msgpack] is smaller and faster. Any type that
