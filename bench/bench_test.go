@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/starsessions/sessions/internal/testserver"
@@ -65,7 +66,9 @@ func TestServers(t *testing.T) {
 // because gorilla/sessions keeps state in the request it is given.
 func newRequest(cookie string) func() *http.Request {
 	base := httptest.NewRequest(http.MethodGet, "https://example.com/", nil)
-	if cookie != "" {
+	if name, value, ok := strings.Cut(cookie, ": "); ok {
+		base.Header.Set(name, value) // a token header
+	} else if cookie != "" {
 		base.Header.Set("Cookie", cookie)
 	}
 	return func() *http.Request { return base.WithContext(context.Background()) }
@@ -75,6 +78,19 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
 	return rec
+}
+
+// sessionToken returns how the next request carries the token a response
+// gave: "name=value" of the session cookie, "Header: value" of a token
+// header, or "".
+func sessionToken(v Variant, rec *httptest.ResponseRecorder) string {
+	if v.TokenHeader != "" {
+		if t := rec.Header().Get(v.TokenHeader); t != "" {
+			return v.TokenHeader + ": " + t
+		}
+		return ""
+	}
+	return sessionCookie(rec)
 }
 
 // sessionCookie returns the "name=value" of the session cookie a response
@@ -107,7 +123,7 @@ func prepare(tb testing.TB, v Variant, s Scenario) setup {
 	}
 	var cookie string
 	if s != Create {
-		cookie = sessionCookie(serve(inst.Handler(Create), newRequest("")()))
+		cookie = sessionToken(v, serve(inst.Handler(Create), newRequest("")()))
 		if cookie == "" {
 			tb.Fatalf("%s: creating a session set no cookie", v.Name)
 		}
@@ -116,7 +132,7 @@ func prepare(tb testing.TB, v Variant, s Scenario) setup {
 
 	rec := serve(h, st.req())
 	got := rec.Body.String()
-	set := sessionCookie(rec)
+	set := sessionToken(v, rec)
 	switch {
 	case rec.Code != http.StatusOK:
 		tb.Fatalf("%s/%s: status %d: %s", v.Name, s, rec.Code, got)

@@ -28,6 +28,9 @@ type Variant struct {
 	// ReadOnly limits the variant to the read scenarios, where alone it
 	// differs from another.
 	ReadOnly bool
+	// TokenHeader, when set, is the header the variant's tokens travel in
+	// instead of the session cookie.
+	TokenHeader string
 }
 
 // An Instance is a variant's handlers over one store.
@@ -43,18 +46,22 @@ var (
 
 // Variants lists everything the benchmarks compare.
 var Variants = []Variant{
-	{"bare", bare, false},
-	{"floor-cookie", floorCookie, false},
-	{"floor-memory", floorMemory, false},
-	{"starsessions-cookie-msgpack", starCookie(sessions.Msgpack, viaValue), false},
-	{"starsessions-cookie-msgpack-data", starCookie(sessions.Msgpack, viaData), true},
-	{"starsessions-cookie-json", starCookie(sessions.JSON, viaValue), false},
-	{"starsessions-memory-msgpack", starMemory(viaValue), false},
-	{"starsessions-memory-msgpack-data", starMemory(viaData), true},
-	{"gorilla-cookie-hmac", gorillaCookie(false), false},
-	{"gorilla-cookie-hmac-aes", gorillaCookie(true), false},
-	{"scs-memstore", scsMemstore, false},
+	{Name: "bare", New: bare},
+	{Name: "floor-cookie", New: floorCookie},
+	{Name: "floor-memory", New: floorMemory},
+	{Name: "starsessions-cookie-msgpack", New: starCookie(sessions.Msgpack, viaValue)},
+	{Name: "starsessions-cookie-msgpack-data", New: starCookie(sessions.Msgpack, viaData), ReadOnly: true},
+	{Name: "starsessions-cookie-json", New: starCookie(sessions.JSON, viaValue)},
+	{Name: "starsessions-memory-msgpack", New: starMemory(viaValue)},
+	{Name: "starsessions-memory-msgpack-data", New: starMemory(viaData), ReadOnly: true},
+	{Name: "starsessions-memory-msgpack-header", New: starMemory(viaValue, sessions.WithTokenHeader(tokenHeader)), TokenHeader: tokenHeader},
+	{Name: "gorilla-cookie-hmac", New: gorillaCookie(false)},
+	{Name: "gorilla-cookie-hmac-aes", New: gorillaCookie(true)},
+	{Name: "scs-memstore", New: scsMemstore},
 }
+
+// tokenHeader is the header of the header-token variant.
+const tokenHeader = "X-Session-Token"
 
 // bare is the harness alone: the handler's work with no session at all.
 func bare() Instance {
@@ -91,10 +98,10 @@ func starCookie(codec sessions.Codec, rd reader) func() Instance {
 	}
 }
 
-func starMemory(rd reader) func() Instance {
+func starMemory(rd reader, opts ...sessions.Option) func() Instance {
 	return func() Instance {
 		store := memory.New()
-		m := sessions.New[Session](store, sessions.WithCodec(sessions.Msgpack))
+		m := sessions.New[Session](store, append([]sessions.Option{sessions.WithCodec(sessions.Msgpack)}, opts...)...)
 		return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s, rd) }, Close: func() { store.Close() }}
 	}
 }

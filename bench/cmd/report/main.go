@@ -183,6 +183,10 @@ func goals() []goal {
 			gs = append(gs, goal{s, v, floorOf(v), 1.3, nsOf, false}, goal{s, v, peerOf(v), 0.6, nsOf, false})
 		}
 	}
+	// Header tokens cost a read no more than cookies do.
+	for _, sc := range []string{"read", "read-parallel"} {
+		gs = append(gs, goal{sc, "starsessions-memory-msgpack-header", "starsessions-memory-msgpack", 1.05, nsOf, false})
+	}
 	return append(gs, goal{"new", "starsessions-cookie-msgpack", "floor-cookie", 1.3, cookieOf, false})
 }
 
