@@ -116,7 +116,11 @@ func TestBackendFaults(t *testing.T) {
 			store := memory.New(memory.WithSweepInterval(0))
 			b := &faultyBackend{Backend: store}
 			var handled []error
-			m := sessions.New[profile](b, sessions.WithAutoload(), sessions.WithIdleTimeout(time.Hour),
+			// The manager's clock starts at the backend's, and moves past
+			// the idle timeout's hundredth (36 s) before the faulty
+			// request, so that a read touches the record.
+			clock := &fakeClock{t: time.Now()}
+			m := newManager[profile](clock, b, sessions.WithAutoload(), sessions.WithIdleTimeout(time.Hour),
 				sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
 					handled = append(handled, err)
 					http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
@@ -126,6 +130,7 @@ func TestBackendFaults(t *testing.T) {
 			br.do("GET", "/visit")
 			good := br.cookie
 
+			clock.Advance(40 * time.Second)
 			b.ops.Store(tt.ops)
 			b.mode.Store(int32(tt.mode))
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

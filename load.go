@@ -40,6 +40,9 @@ func (m *Manager[T]) loadToken(ctx context.Context, s *Session[T], token string,
 					s.forceSave = rec.Rotate
 					s.version = rec.Version
 					s.clientSide = rec.ClientSide
+					if !rec.ExpiresAt.IsZero() {
+						s.storedExpires = rec.ExpiresAt.Unix()
+					}
 					return m.validate(ctx, s)
 				}
 			}
@@ -101,7 +104,7 @@ func (m *Manager[T]) expired(h recordHeader, now int64) string {
 	}
 	// A Toucher's own expiry enforces the idle timeout: the record's access
 	// time is only brought up to date when the record is rewritten.
-	if m.idleTimeout > 0 && m.toucher == nil && now >= h.accessed+int64(m.idleTimeout/time.Second) {
+	if m.idleTimeout > 0 && m.toucher == nil && now >= h.accessed+m.idleSeconds() {
 		return "session idle timeout passed"
 	}
 	return ""

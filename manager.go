@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"reflect"
 	"time"
+
+	"github.com/starsessions/sessions/internal/seam"
 )
 
 // A Manager loads and saves sessions whose data is a T, through a
@@ -38,6 +40,14 @@ type Manager[T any] struct {
 	now         func() time.Time                                 // a seam for tests
 	sleep       func(ctx context.Context, d time.Duration) error // a seam for tests
 }
+
+func init() {
+	seam.SetNow = func(m any, now func() time.Time) {
+		m.(interface{ setNow(func() time.Time) }).setNow(now)
+	}
+}
+
+func (m *Manager[T]) setNow(now func() time.Time) { m.now = now }
 
 // contextKey is the type of the key under which a manager finds its
 // request state; each manager has its own.
@@ -179,12 +189,23 @@ func (m *Manager[T]) persistentFor(p persistence) bool {
 	return p == persistOn || p == persistDefault && m.persistent
 }
 
+// idleSlack is how far a record's expiry may fall behind the idle timeout
+// before a request that only reads the session extends it, and how much
+// longer than the idle timeout each extension lasts. A session in use is
+// so extended at most once per slack, and one no longer used ends between
+// the idle timeout and the idle timeout plus the slack after its last use.
+func (m *Manager[T]) idleSlack() time.Duration { return max(m.idleTimeout/100, time.Second) }
+
+// idleSeconds is the idle timeout plus its slack, in seconds: how long an
+// extension lasts.
+func (m *Manager[T]) idleSeconds() int64 { return int64((m.idleTimeout + m.idleSlack()) / time.Second) }
+
 // expiresAt returns, in Unix seconds, when the server will refuse a session
-// with header h that was last used at now.
-func (m *Manager[T]) expiresAt(h recordHeader, now int64) int64 {
+// with header h that was last extended at extended.
+func (m *Manager[T]) expiresAt(h recordHeader, extended int64) int64 {
 	end := h.created + int64(m.lifetime/time.Second)
 	if m.idleTimeout > 0 {
-		end = min(end, now+int64(m.idleTimeout/time.Second))
+		end = min(end, extended+m.idleSeconds())
 	}
 	return end
 }
@@ -195,7 +216,7 @@ func (m *Manager[T]) expiry(h recordHeader, now int64) (ttl, maxAge time.Duratio
 	remaining := m.lifetime - time.Duration(now-h.created)*time.Second
 	ttl = remaining
 	if m.idleTimeout > 0 {
-		ttl = min(ttl, m.idleTimeout)
+		ttl = min(ttl, m.idleTimeout+m.idleSlack())
 	}
 	ttl = max(ttl, time.Second)
 	if m.persistentFor(h.persist) {

@@ -376,7 +376,8 @@ func TestExpiryEnforcedByServer(t *testing.T) {
 		{"a persistent cookie within its lifetime", []sessions.Option{sessions.WithPersistent(true), sessions.WithLifetime(time.Hour)}, 59 * time.Minute, false},
 		{"a persistent cookie past its lifetime", []sessions.Option{sessions.WithPersistent(true), sessions.WithLifetime(time.Hour)}, time.Hour, true},
 		{"within idle timeout", []sessions.Option{sessions.WithIdleTimeout(10 * time.Minute)}, 9 * time.Minute, false},
-		{"idle timeout over", []sessions.Option{sessions.WithIdleTimeout(10 * time.Minute)}, 10 * time.Minute, true},
+		{"idle timeout and its hundredth not over", []sessions.Option{sessions.WithIdleTimeout(10 * time.Minute)}, 10*time.Minute + 5*time.Second, false},
+		{"idle timeout and its hundredth over", []sessions.Option{sessions.WithIdleTimeout(10 * time.Minute)}, 10*time.Minute + 6*time.Second, true},
 	}
 	for _, tt := range tests {
 		for name, b := range backends(newFakeClock()) {
@@ -422,9 +423,11 @@ func TestIdleTimeoutSlides(t *testing.T) {
 					t.Fatalf("read %d: %q; an active session expired", i, got)
 				}
 			}
-			clock.Advance(10 * time.Minute)
+			// An unused session ends between the idle timeout and the idle
+			// timeout plus a hundredth of it.
+			clock.Advance(10*time.Minute + 6*time.Second)
 			if got := body(br.do("GET", "/read")); !strings.HasSuffix(got, "new=true") {
-				t.Errorf("after 10 idle minutes: %q, want a new session", got)
+				t.Errorf("after 10 idle minutes and 6 s: %q, want a new session", got)
 			}
 		})
 	}

@@ -101,9 +101,18 @@ func WithLifetime(d time.Duration) Option { return func(c *config) { c.lifetime 
 func WithPersistent(persistent bool) Option { return func(c *config) { c.persistent = persistent } }
 
 // WithIdleTimeout sets a sliding expiry, as starsessions' rolling=True does:
-// a session not used for d expires, even within its lifetime. Each request
-// that loads the session extends it; see [Toucher] for what that costs. The
-// default, 0, sets no idle timeout.
+// a session not used for d expires, even within its lifetime. The default,
+// 0, sets no idle timeout.
+//
+// Requests that change the session extend it as they save it. A request
+// that only reads extends it only once its expiry has fallen a hundredth
+// of d (at least a second) behind, so that a session in use costs one
+// extension per hundredth of d rather than one per request; each extension
+// lasts d plus that hundredth. A session no longer used therefore ends
+// between d and d plus a hundredth after its last use. A backend that is a
+// [Toucher] and reports its records' expiry ([Record.ExpiresAt]) extends a
+// record without rewriting it, in the read's own round trip for the
+// decision; others have the record rewritten.
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) { c.idleTimeout = max(d, 0) }
 }

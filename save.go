@@ -30,7 +30,7 @@ type saveInput struct {
 	hadToken   bool // the client holds a token of the session's name
 	idle       bool // the manager has an idle timeout
 	toucher    bool // the backend can extend an expiry without a write
-	refreshDue bool // the record's access time lags by a hundredth of the idle timeout or more
+	extendDue  bool // the record's expiry has fallen behind the idle timeout by its slack or more
 	tokenFixed bool // the response header is out: the client's token cannot change
 	clientSide bool // the record lives in the token, so every write changes it
 }
@@ -51,9 +51,9 @@ func planSave(in saveInput) savePlan {
 	switch {
 	case in.dirty:
 		p.write = true
-	case in.stored && in.idle && in.toucher:
+	case in.stored && in.idle && in.extendDue && in.toucher:
 		p.touch = true
-	case in.stored && in.idle && in.refreshDue:
+	case in.stored && in.idle && in.extendDue:
 		p.write, p.refreshOnly = true, true
 	}
 	if !p.write {
@@ -123,7 +123,7 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 		hadToken:   s.hadToken,
 		idle:       m.idleTimeout > 0,
 		toucher:    m.toucher != nil,
-		refreshDue: now-s.header.accessed >= int64(max(m.idleTimeout/100, time.Second)/time.Second),
+		extendDue:  m.extendDue(s),
 		tokenFixed: target == headerGone,
 		clientSide: s.clientSide,
 	})
@@ -136,6 +136,7 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 		if err := m.toucher.Touch(ctx, s.loadedToken, ttl); err != nil {
 			return fmt.Errorf("sessions: extending session: %w", err)
 		}
+		s.storedExpires = now + int64(ttl/time.Second)
 	case p.write:
 		if p.refreshOnly {
 			f = append(make(frame, maxRecordHeader, maxRecordHeader+len(s.loadedPayload)), s.loadedPayload...)
@@ -161,6 +162,26 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	m.auditSave(ctx, before, s, p)
 	s.settleLocked()
 	return nil
+}
+
+// extendDue reports whether a request on the stored session s must extend
+// its expiry for the idle timeout: a Toucher's record when its expiry, as
+// the backend reported it, leaves less than the idle timeout (or is not
+// known), any other record when its access time is a slack old.
+func (m *Manager[T]) extendDue(s *Session[T]) bool {
+	if m.toucher != nil {
+		return s.storedExpires == 0 || m.touchDue(s.header, s.storedExpires, s.now)
+	}
+	return s.now-s.header.accessed >= int64(m.idleSlack()/time.Second)
+}
+
+// touchDue reports whether a record with header h that the backend keeps
+// until expires leaves less than the idle timeout from now, or less than
+// the session's lifetime, whichever is shorter. Both times are whole
+// seconds, rounded down: now+1 is the latest the request can have come.
+func (m *Manager[T]) touchDue(h recordHeader, expires, now int64) bool {
+	want := min(now+1+int64(m.idleTimeout/time.Second), h.created+int64(m.lifetime/time.Second))
+	return expires < want
 }
 
 // settleLocked makes what was just saved the session's new starting point:
@@ -343,6 +364,7 @@ func (m *Manager[T]) encodeFrame(dst []byte, v *T) (frame, error) {
 func (m *Manager[T]) record(s *Session[T], f frame, now int64) ([]byte, time.Duration) {
 	s.header.accessed = now
 	ttl, _ := m.expiry(s.header, now)
+	s.storedExpires = now + int64(ttl/time.Second)
 	var hb [maxRecordHeader]byte
 	h := appendRecordHeader(hb[:0], s.header)
 	start := maxRecordHeader - len(h)

@@ -53,6 +53,10 @@ type Session[T any] struct {
 	isNew         bool
 	hadToken      bool // the request carried a token of the session's name
 	clientSide    bool // the record lives in the token: see Record.ClientSide
+	// storedExpires is when the backend drops the record unless extended,
+	// in Unix seconds, as it reported at load or as the last save set it;
+	// 0 when unknown.
+	storedExpires int64
 
 	stored      bool   // a record exists under id
 	removeToken string // stale token to remove once the new state is saved
@@ -189,12 +193,35 @@ func (s *Session[T]) CreatedAt() time.Time {
 
 // ExpiresAt returns the moment from which the server will refuse the
 // session if it is not used again: the end of its lifetime (see
-// [WithLifetime]) or, with an idle timeout, the idle timeout after this
-// request, whichever comes first.
+// [WithLifetime]) or, with an idle timeout, the end of the idle timeout
+// that the request extends, whichever comes first. A request that only
+// reads extends the idle timeout only when less than it is left (see
+// [WithIdleTimeout]), so the idle end lies between the idle timeout and
+// the idle timeout plus a hundredth after the last use.
 func (s *Session[T]) ExpiresAt() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return time.Unix(s.m.expiresAt(s.header, s.now), 0)
+	return time.Unix(s.m.expiresAt(s.header, s.extendedLocked()), 0)
+}
+
+// extendedLocked returns when the session's idle timeout was last extended
+// as this request leaves it: now, unless the stored expiry is far enough
+// off that a read-only request leaves it be.
+func (s *Session[T]) extendedLocked() int64 {
+	m := s.m
+	if m.idleTimeout <= 0 || !s.stored {
+		return s.now
+	}
+	if m.toucher != nil {
+		if s.storedExpires != 0 && !m.touchDue(s.header, s.storedExpires, s.now) {
+			return s.storedExpires - m.idleSeconds()
+		}
+		return s.now
+	}
+	if s.now-s.header.accessed < int64(m.idleSlack()/time.Second) {
+		return s.header.accessed
+	}
+	return s.now
 }
 
 // Persistent reports whether the session's cookie outlives the browser:

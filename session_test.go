@@ -120,8 +120,8 @@ func TestSessionMetadata(t *testing.T) {
 			if !got.created.Equal(created) {
 				t.Errorf("CreatedAt() = %v, want %v", got.created, created)
 			}
-			if want := clock.Now().Add(time.Hour); !got.expires.Equal(want) {
-				t.Errorf("ExpiresAt() = %v, want the idle end %v", got.expires, want)
+			if want := clock.Now().Add(time.Hour + 36*time.Second); !got.expires.Equal(want) {
+				t.Errorf("ExpiresAt() = %v, want the idle end %v: the idle timeout and its hundredth", got.expires, want)
 			}
 			if got.persistent {
 				t.Errorf("Persistent() = true by default")

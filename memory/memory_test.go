@@ -59,7 +59,7 @@ func TestConformance(t *testing.T) {
 	sessionstest.Run(t, sessionstest.Config{
 		New: func(t *testing.T) sessionstest.Subject {
 			b, clock := newTestBackend(t)
-			return sessionstest.Subject{Backend: b, Advance: clock.Advance, StoredKeys: b.storedKeys}
+			return sessionstest.Subject{Backend: b, Advance: clock.Advance, Now: clock.Now, StoredKeys: b.storedKeys}
 		},
 	})
 }

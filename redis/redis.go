@@ -36,8 +36,10 @@
 //
 // # Cost
 //
-// One round trip per read (HMGET), one per save (EVALSHA), one per touch
-// (PEXPIRE); a regenerate adds one for removing the old key, and a change
+// One round trip per read (EVALSHA of a script that runs HMGET and PTTL, so
+// that the manager knows the record's expiry), one per save (EVALSHA), one
+// per touch (PEXPIRE), which an idle timeout needs only once per hundredth
+// of the timeout; a regenerate adds one for removing the old key, and a change
 // of owner one for the index. Listing an owner's sessions takes three
 // round trips whatever their number (their keys, then all of them in one
 // pipeline, then pruning), and no more work than their number. Every call
@@ -121,26 +123,48 @@ func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) 
 	return rec.Data, found, err
 }
 
-// ReadRecord returns the record for token and its version, in one
-// HMGET. A token not shaped like a session ID is not looked up.
+// readScript returns the record, its version and its remaining time to
+// live in milliseconds, or nil for a missing key: one round trip gives the
+// manager what it needs to decide whether the read must extend the record.
+var readScript = goredis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'd', 'v')
+if not v[1] or not v[2] then
+	return false
+end
+return {v[1], v[2], redis.call('PTTL', KEYS[1])}
+`)
+
+// ReadRecord returns the record for token, its version and its expiry, in
+// one round trip. A token not shaped like a session ID is not looked up.
 func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record, bool, error) {
 	if !sessions.ValidID(token) {
 		return sessions.Record{}, false, nil
 	}
-	vals, err := b.client.HMGet(ctx, b.key(token), "d", "v").Result()
+	start := time.Now()
+	vals, err := readScript.Run(ctx, b.client, []string{b.key(token)}).Slice()
+	if errors.Is(err, goredis.Nil) {
+		return sessions.Record{}, false, nil
+	}
 	if err != nil {
 		return sessions.Record{}, false, fmt.Errorf("redis: reading session: %w", err)
 	}
 	data, ok1 := vals[0].(string)
 	vs, ok2 := vals[1].(string)
-	if !ok1 || !ok2 {
-		return sessions.Record{}, false, nil
+	ttl, ok3 := vals[2].(int64)
+	if !ok1 || !ok2 || !ok3 {
+		return sessions.Record{}, false, fmt.Errorf("redis: session record of an unexpected shape")
 	}
 	version, err := strconv.ParseUint(vs, 10, 64)
 	if err != nil {
 		return sessions.Record{}, false, fmt.Errorf("redis: session record has a malformed version %q", vs)
 	}
-	return sessions.Record{Data: []byte(data), Version: version}, true, nil
+	rec := sessions.Record{Data: []byte(data), Version: version}
+	if ttl >= 0 {
+		// Counted from when the request left, so that the expiry errs
+		// early, never late.
+		rec.ExpiresAt = start.Add(time.Duration(ttl) * time.Millisecond)
+	}
+	return rec, true, nil
 }
 
 // writeScript stores a record if the current version is ARGV[1], or

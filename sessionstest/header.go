@@ -44,7 +44,7 @@ func (c *apiClient) do(path string, cookie *http.Cookie) (string, *http.Response
 // testManagerTokenHeader runs a session whose token travels in a header:
 // new, change, regenerate, destroy, a bad token, and a cookie beside it.
 func testManagerTokenHeader(t *testing.T, s env) {
-	m := sessions.New[suiteSession](s.Backend, sessions.WithTokenHeader(tokenHeader))
+	m := s.newManager(s.Backend, sessions.WithTokenHeader(tokenHeader))
 	c := &apiClient{t: t, h: app(m)}
 	if got, res := c.do("/inc", nil); got != "/1/" || c.token == "" || len(res.Header["Set-Cookie"]) > 0 {
 		t.Fatalf("a new session: %q, token %t, Set-Cookie %q", got, c.token != "", res.Header["Set-Cookie"])
@@ -60,7 +60,7 @@ func testManagerTokenHeader(t *testing.T, s env) {
 		t.Errorf("after Regenerate: %q", got)
 	}
 	// A valid cookie beside the header changes nothing; the header counts.
-	cookieMgr := sessions.New[suiteSession](s.Backend)
+	cookieMgr := s.newManager(s.Backend)
 	browser := newClient(t, app(cookieMgr))
 	browser.get("/tag")
 	if got, _ := c.do("/read", browser.cookie); got != "ann/2/" {

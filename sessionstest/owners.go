@@ -187,7 +187,7 @@ func handles(infos []sessions.Info[suiteSession]) []string {
 func testManagerSessions(t *testing.T, s env) {
 	ownerIndex(t, s.Backend)
 	ctx := context.Background()
-	m := sessions.New[suiteSession](s.Backend)
+	m := s.newManager(s.Backend)
 	h := ownerApp(m)
 	list := func(owner string) []sessions.Info[suiteSession] {
 		t.Helper()
@@ -291,7 +291,7 @@ func testManagerSessions(t *testing.T, s env) {
 	}
 
 	// A manager under another cookie name lists only its own sessions.
-	twin := sessions.New[suiteSession](s.Backend, sessions.WithCookieName("twin"))
+	twin := s.newManager(s.Backend, sessions.WithCookieName("twin"))
 	(&device{t: t, h: ownerApp(twin)}).do("/login?user=bob")
 	if got := len(list("bob")); got != 1 {
 		t.Errorf("Sessions(bob) lists %d sessions; the other manager's must not count", got)
@@ -325,7 +325,7 @@ func testManagerRevokeDuringRequest(t *testing.T, s env) {
 			ctx := context.Background()
 			// The refused saves are expected: keep their log out of the
 			// test's output.
-			m := sessions.New[suiteSession](s.Backend, append(tt.opts, sessions.WithLogger(slog.New(slog.DiscardHandler)))...)
+			m := s.newManager(s.Backend, append(tt.opts, sessions.WithLogger(slog.New(slog.DiscardHandler)))...)
 			loaded, proceed := make(chan struct{}), make(chan struct{})
 			slow := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				sess, err := m.Get(r)
@@ -371,7 +371,7 @@ func testManagerOwnersUnsupported(t *testing.T, s env) {
 	if _, ok := s.Backend.(sessions.OwnerIndex); ok {
 		t.Skip("the backend is a sessions.OwnerIndex")
 	}
-	m := sessions.New[suiteSession](s.Backend)
+	m := s.newManager(s.Backend)
 	ctx := context.Background()
 	_, err1 := m.Sessions(ctx, "ann")
 	err2 := m.Revoke(ctx, "ann", "h")

@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/internal/seam"
 )
 
 // Config describes the backend under test.
@@ -46,6 +47,20 @@ type Subject struct {
 	// StoredKeys returns the keys under which the backend holds its records
 	// now. When set, the suite checks that no key contains a token.
 	StoredKeys func() []string
+	// Now returns the backend's time. When set, the suite's managers use
+	// it as their clock, as they must when Advance moves the backend's
+	// clock: a manager compares the expiry a backend reports with its own
+	// time. When nil, they use the real time.
+	Now func() time.Time
+}
+
+// newManager returns a manager over b on the subject's clock.
+func (s env) newManager(b sessions.Backend, opts ...sessions.Option) *sessions.Manager[suiteSession] {
+	m := sessions.New[suiteSession](b, opts...)
+	if s.Now != nil {
+		seam.SetNow(m, s.Now)
+	}
+	return m
 }
 
 // env is a Subject as the tests see it.
@@ -97,6 +112,7 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerRevokeDuringRequest", stateful: true, run: testManagerRevokeDuringRequest},
 		{name: "ManagerOwnersUnsupported", run: testManagerOwnersUnsupported},
 		{name: "ManagerTokenHeader", run: testManagerTokenHeader},
+		{name: "ManagerIdleTouchesRarely", stateful: true, run: testManagerIdleTouchesRarely},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -351,7 +367,7 @@ func (c *client) get(path string) string {
 func newClient(t *testing.T, h http.Handler) *client { return &client{t: t, h: h} }
 
 func testManagerRoundTrip(t *testing.T, s env) {
-	h := app(sessions.New[suiteSession](s.Backend))
+	h := app(s.newManager(s.Backend))
 	c := newClient(t, h)
 	steps := []struct{ path, want string }{
 		{"/read", "/0/"},
@@ -369,7 +385,7 @@ func testManagerRoundTrip(t *testing.T, s env) {
 
 func testManagerReadOnly(t *testing.T, s env) {
 	cb := &counting{Backend: s.Backend}
-	c := newClient(t, app(sessions.New[suiteSession](cb)))
+	c := newClient(t, app(s.newManager(cb)))
 	c.get("/read")
 	if cb.writes != 0 {
 		t.Errorf("a new, unchanged session was written %d times", cb.writes)
@@ -389,7 +405,7 @@ func testManagerReadOnly(t *testing.T, s env) {
 }
 
 func testManagerDestroy(t *testing.T, s env) {
-	c := newClient(t, app(sessions.New[suiteSession](s.Backend)))
+	c := newClient(t, app(s.newManager(s.Backend)))
 	c.get("/login")
 	old := c.cookie
 	if got := c.get("/logout"); got != "/0/" {
@@ -412,7 +428,7 @@ func testManagerDestroy(t *testing.T, s env) {
 }
 
 func testManagerRegenerate(t *testing.T, s env) {
-	c := newClient(t, app(sessions.New[suiteSession](s.Backend)))
+	c := newClient(t, app(s.newManager(s.Backend)))
 	c.get("/inc")
 	before := c.cookie
 	if got := c.get("/login"); got != "ann/1/" {
@@ -434,7 +450,7 @@ func testManagerRegenerate(t *testing.T, s env) {
 }
 
 func testManagerLifetime(t *testing.T, s env) {
-	c := newClient(t, app(sessions.New[suiteSession](s.Backend, sessions.WithLifetime(2*time.Second))))
+	c := newClient(t, app(s.newManager(s.Backend, sessions.WithLifetime(2*time.Second))))
 	c.get("/inc")
 	if got := c.get("/inc"); got != "/2/" {
 		t.Fatalf("within lifetime: %q", got)
@@ -446,7 +462,7 @@ func testManagerLifetime(t *testing.T, s env) {
 }
 
 func testManagerIdle(t *testing.T, s env) {
-	m := sessions.New[suiteSession](s.Backend, sessions.WithLifetime(time.Hour), sessions.WithIdleTimeout(2*time.Second))
+	m := s.newManager(s.Backend, sessions.WithLifetime(time.Hour), sessions.WithIdleTimeout(2*time.Second))
 	c := newClient(t, app(m))
 	c.get("/inc")
 	for range 3 { // 4.5 s in all, longer than the idle timeout
@@ -455,9 +471,11 @@ func testManagerIdle(t *testing.T, s env) {
 			t.Fatalf("an active session expired: %q", got)
 		}
 	}
-	s.advance(2500 * time.Millisecond)
+	// An unused session ends between the idle timeout and the idle
+	// timeout plus its slack, here a second.
+	s.advance(3100 * time.Millisecond)
 	if got := c.get("/read"); got != "/0/" {
-		t.Errorf("after the idle timeout: %q, want a new session", got)
+		t.Errorf("after the idle timeout and its slack: %q, want a new session", got)
 	}
 }
 
@@ -570,7 +588,7 @@ func testConditionalRemove(t *testing.T, s env) {
 func testManagerConcurrentUpdates(t *testing.T, s env) {
 	versioned(t, s.Backend)
 	const workers, requests = 32, 100
-	m := sessions.New[suiteSession](s.Backend)
+	m := s.newManager(s.Backend)
 	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, err := m.Get(r)
 		if err != nil {
@@ -616,7 +634,7 @@ func testManagerConcurrentUpdates(t *testing.T, s env) {
 // testManagerHostileCookies sends what an attacker would: none of it may
 // reach a session, cause an error, or get a client-chosen token adopted.
 func testManagerHostileCookies(t *testing.T, s env) {
-	m := sessions.New[suiteSession](s.Backend)
+	m := s.newManager(s.Backend)
 	h := app(m)
 	victim := newClient(t, h)
 	victim.get("/login")
@@ -663,8 +681,8 @@ func testManagerHostileCookies(t *testing.T, s env) {
 // names on the backend: a token one issued is a fresh session under the
 // other's name, and each still reads its own.
 func testManagerTokenBoundToName(t *testing.T, s env) {
-	a := sessions.New[suiteSession](s.Backend, sessions.WithCookieName("a_session"))
-	b := sessions.New[suiteSession](s.Backend, sessions.WithCookieName("b_session"))
+	a := s.newManager(s.Backend, sessions.WithCookieName("a_session"))
+	b := s.newManager(s.Backend, sessions.WithCookieName("b_session"))
 	ca, cb := newClient(t, app(a)), newClient(t, app(b))
 	ca.get("/inc")
 	if got := ca.get("/inc"); got != "/2/" {
