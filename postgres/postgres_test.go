@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/starsessions/sessions"
 	"github.com/starsessions/sessions/internal/testserver"
@@ -85,16 +86,97 @@ func storedKeys(t *testing.T, pool *pgxpool.Pool, table string) []string {
 	return keys
 }
 
-func TestCreateTableIsIdempotent(t *testing.T) {
+// schema returns a table's indexes and storage options.
+func schema(t *testing.T, pool *pgxpool.Pool, table string) (indexes, options []string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := pool.QueryRow(ctx, `SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE tablename = $1`, table).Scan(&indexes); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = $1`, table).Scan(&options); err != nil {
+		t.Fatal(err)
+	}
+	return indexes, options
+}
+
+// TestCreateTable checks the table's shape, that CreateTable is
+// idempotent, and that it brings a table of an earlier version to the
+// same shape: no index on expires_at, so that touches are HOT updates.
+func TestCreateTable(t *testing.T) {
 	pool := newPool(t)
 	b, table := newBackend(t, pool)
 	if err := b.CreateTable(context.Background()); err != nil {
 		t.Fatalf("second CreateTable: %v", err)
 	}
-	var n int
-	err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE '%expires_at%'`, table).Scan(&n)
-	if err != nil || n != 1 {
-		t.Errorf("indexes on expires_at: %d, %v; want 1", n, err)
+	want := []string{table + "_owner_idx", table + "_pkey"}
+	indexes, options := schema(t, pool, table)
+	if diff := cmp.Diff(want, indexes); diff != "" {
+		t.Errorf("indexes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"fillfactor=80"}, options); diff != "" {
+		t.Errorf("storage options (-want +got):\n%s", diff)
+	}
+
+	old := "old" + table
+	_, err := pool.Exec(context.Background(), `CREATE TABLE `+old+` (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL);
+CREATE INDEX `+old+`_expires_at_idx ON `+old+` (expires_at);
+INSERT INTO `+old+` VALUES (sha256('x'::bytea), 'kept', 1, now() + interval '1 hour')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := New(pool, WithTable(old), WithCleanupInterval(0))
+	defer ob.Close()
+	if err := ob.CreateTable(context.Background()); err != nil {
+		t.Fatalf("CreateTable over an earlier version's table: %v", err)
+	}
+	indexes, options = schema(t, pool, old)
+	if diff := cmp.Diff([]string{old + "_owner_idx", old + "_pkey"}, indexes); diff != "" {
+		t.Errorf("an earlier version's table, indexes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"fillfactor=80"}, options); diff != "" {
+		t.Errorf("an earlier version's table, storage options (-want +got):\n%s", diff)
+	}
+	var data string
+	if err := pool.QueryRow(context.Background(), `SELECT convert_from(data, 'UTF8') FROM `+old).Scan(&data); err != nil || data != "kept" {
+		t.Errorf("the earlier version's row: %q, %v", data, err)
+	}
+}
+
+// TestUpdatesAreHOT saves and touches a session many times: every one of
+// those updates must be a HOT update, which writes no index.
+func TestUpdatesAreHOT(t *testing.T) {
+	pool := newPool(t)
+	b, table := newBackend(t, pool, WithCleanupInterval(0))
+	ctx := context.Background()
+	vw := sessions.VersionedWrite{ID: sessions.NewID(), Data: []byte("x"), TTL: time.Hour, Owner: "ann", Deadline: time.Now().Add(time.Hour)}
+	if _, err := b.WriteIfVersion(ctx, vw); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	for i := range n {
+		vw.Version, vw.PreviousOwner = uint64(i+1), "ann"
+		vw.Data = []byte(strings.Repeat("y", i%7))
+		if _, err := b.WriteIfVersion(ctx, vw); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Touch(ctx, vw.ID, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Statistics reach pg_stat_user_tables within a few seconds.
+	var upd, hot int64
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		err := pool.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = $1`, table).Scan(&upd, &hot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if upd >= 2*n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if upd != 2*n || hot != upd {
+		t.Errorf("%d updates, %d of them HOT; want %d, all HOT", upd, hot, 2*n)
 	}
 }
 
@@ -121,14 +203,20 @@ func TestCleanupDeletesExpiredInBatches(t *testing.T) {
 	pool := newPool(t)
 	b, table := newBackend(t, pool, WithCleanupInterval(0))
 	ctx := context.Background()
-	// 2500 expired rows and one live one, inserted directly.
-	if _, err := pool.Exec(ctx, `INSERT INTO `+table+` SELECT sha256(i::text::bytea), 'x', 1, now() - interval '1 hour' FROM generate_series(1, 2500) i`); err != nil {
+	// 100,000 expired rows, over several ranges of pages, with live rows
+	// among them, inserted directly.
+	if _, err := pool.Exec(ctx, `INSERT INTO `+table+` SELECT sha256(i::text::bytea), 'x', 1,
+	now() + CASE WHEN i % 1000 = 0 THEN interval '1 hour' ELSE interval '-1 hour' END FROM generate_series(1, 100000) i`); err != nil {
 		t.Fatal(err)
 	}
 	live, _ := b.Write(ctx, sessions.NewID(), []byte("live"), time.Hour)
 	deleted, err := b.Cleanup(ctx)
-	if err != nil || deleted != 2500 {
-		t.Fatalf("Cleanup = %d, %v; want 2500", deleted, err)
+	if err != nil || deleted != 99900 {
+		t.Fatalf("Cleanup = %d, %v; want 99900", deleted, err)
+	}
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&left); err != nil || left != 101 {
+		t.Errorf("%d rows left, %v; want the 101 live ones", left, err)
 	}
 	if _, found, _ := b.Read(ctx, live); !found {
 		t.Errorf("Cleanup deleted a live row")
