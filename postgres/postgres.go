@@ -181,7 +181,7 @@ WHERE s.expires_at <= now()`),
 			remove:      t(`DELETE FROM {table} WHERE token_hash = $1`),
 			removeIf:    t(`DELETE FROM {table} WHERE token_hash = $1 AND version = $2 AND expires_at > now()`),
 			touch:       t(`UPDATE {table} SET expires_at = now() + $2 * interval '1 millisecond' WHERE token_hash = $1 AND expires_at > now()`),
-			pages: `SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint`,
+			pages:       `SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint`,
 			cleanup: t(`DELETE FROM {table} WHERE ctid >= format('(%s,0)', $1::bigint)::tid
 	AND ctid < format('(%s,0)', $1::bigint + ` + fmt.Sprint(cleanupPages) + `)::tid AND expires_at <= now()`),
 		},

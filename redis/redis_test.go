@@ -390,7 +390,7 @@ func TestOwnerIndexRoundTrips(t *testing.T) {
 		want []string
 	}{
 		{"/login", []string{"evalsha", "evalsha", "evalsha", "evalsha"}}, // read, write, index, remove the old key
-		{"/inc", []string{"evalsha", "evalsha"}},                       // read, write
+		{"/inc", []string{"evalsha", "evalsha"}},                         // read, write
 		{"/read", []string{"evalsha"}},
 	}
 	for _, st := range steps {
