@@ -8,11 +8,24 @@
 // memory until [Backend.Close] stops it. The backend keeps an exact index
 // of records by owner, for [sessions.Manager.Sessions], and can be bounded
 // in size with [WithMaxSessions].
+//
+// # Many sessions
+//
+// Records live in byte arenas, split over shards by key, and are found
+// through maps from integers to integers: nothing the garbage collector
+// has to scan grows with the number of sessions, so that a collection
+// costs about the same with a thousand sessions or a million. A write
+// appends the new record to its shard's arena; the space of replaced,
+// removed and expired records is reclaimed by copying a shard's live
+// records into a fresh arena once they fill less than half of it. Reads
+// share their shard's lock and hand out the record's bytes without a copy:
+// an arena's bytes are never changed once written, but for expiry times.
 package memory
 
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -25,26 +38,23 @@ import (
 // [WithSweepInterval] says otherwise.
 const DefaultSweepInterval = time.Minute
 
-// lockCount is the number of locks that writers to different records
-// spread over.
-const lockCount = 64
+// shardCount is the number of shards records spread over, by key: enough
+// that writers to different sessions rarely wait for each other, and that
+// one shard's compaction or sweep holds up a small part of the reads.
+const shardCount = 256
 
 // Backend is an in-memory [sessions.Backend]. It is safe for concurrent
 // use.
-//
-// Reads take no lock: records are immutable once stored and live in a
-// sync.Map, so reads scale with cores even when every request asks for the
-// same session. Writers to one record are serialized by a lock striped by
-// key, which makes the conditional writes atomic.
 type Backend struct {
-	records sync.Map // [sha256.Size]byte -> *record
-	locks   [lockCount]sync.Mutex
-	now     func() time.Time // a seam for tests
+	shards [shardCount]shard
+	now    func() time.Time // a seam for tests
 
-	// owners indexes records by owner; indexMu guards it, and is taken
-	// after a record's lock, never before.
-	indexMu sync.Mutex
-	owners  map[string]map[[sha256.Size]byte]struct{}
+	// owners indexes records by owner: the hash of the owner to the keys
+	// of its records. ownersMu guards it, and is taken after a shard's
+	// lock, never before. Records are checked against their stored owner
+	// when read through it.
+	ownersMu sync.Mutex
+	owners   map[uint64][][sha256.Size]byte
 
 	count       atomic.Int64 // records held, expired ones not yet swept included
 	maxSessions int64
@@ -53,16 +63,6 @@ type Backend struct {
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
-}
-
-// A record is never changed once stored; a write stores a new one. Its
-// expiry is Unix nanoseconds rather than a time.Time, whose Location
-// pointer the garbage collector would have to follow in every record.
-type record struct {
-	data    []byte
-	expires int64
-	version uint64
-	owner   string
 }
 
 var (
@@ -74,7 +74,7 @@ var (
 )
 
 // ErrFull is returned by a write that would store a new session in a
-// backend that holds [WithMaxSessions] live sessions already. The manager
+// backend that holds [WithMaxSessions] sessions already. The manager
 // passes it to its error handler; sessions already stored keep working.
 var ErrFull = errors.New("memory: the session store is full")
 
@@ -88,13 +88,13 @@ type config struct {
 
 // WithMaxSessions bounds the number of sessions the backend holds to n, so
 // that anonymous traffic cannot grow the process's memory without limit.
-// Once n live sessions are stored, a write that would store another one
-// fails with [ErrFull] (expired records are swept first, at most once a
-// second), while the sessions already stored go on working: a flood of new
-// visitors cannot sign anyone out, but can keep new sessions from being
-// made until the flood's own sessions expire, so pair the bound with short
-// lifetimes or idle timeouts for anonymous sessions, and rate limits. The
-// default, 0, sets no bound.
+// Once n sessions are stored, a write that would store another one fails
+// with [ErrFull] (expired records are swept first, at most once a second),
+// while the sessions already stored go on working: a flood of new visitors
+// cannot sign anyone out, but can keep new sessions from being made until
+// the flood's own sessions expire, so pair the bound with short lifetimes
+// or idle timeouts for anonymous sessions, and rate limits. The default,
+// 0, sets no bound.
 func WithMaxSessions(n int) Option {
 	return func(c *config) { c.maxSessions = n }
 }
@@ -115,7 +115,10 @@ func New(opts ...Option) *Backend {
 		opt(&c)
 	}
 	b := &Backend{now: time.Now, stop: make(chan struct{}), stopped: make(chan struct{}),
-		maxSessions: int64(max(c.maxSessions, 0)), owners: map[string]map[[sha256.Size]byte]struct{}{}}
+		maxSessions: int64(max(c.maxSessions, 0)), owners: map[uint64][][sha256.Size]byte{}}
+	for i := range b.shards {
+		b.shards[i].index = map[uint64]uint32{}
+	}
 	if c.sweepInterval > 0 {
 		go b.sweepEvery(c.sweepInterval)
 	} else {
@@ -124,19 +127,11 @@ func New(opts ...Option) *Backend {
 	return b
 }
 
-// lock returns the lock that writers to key hold.
-func (b *Backend) lock(key [sha256.Size]byte) *sync.Mutex {
-	return &b.locks[key[0]%lockCount]
-}
-
-// live returns the record under key if it has not expired.
-func (b *Backend) live(key [sha256.Size]byte, now time.Time) (*record, bool) {
-	v, ok := b.records.Load(key)
-	if !ok {
-		return nil, false
-	}
-	rec := v.(*record)
-	return rec, now.UnixNano() < rec.expires
+// shardOf returns the shard of the record under key. The shard is chosen
+// by the key's last byte and the index by its first eight, so that the two
+// are independent.
+func (b *Backend) shardOf(key *[sha256.Size]byte) *shard {
+	return &b.shards[int(key[sha256.Size-1])%shardCount]
 }
 
 // Read returns the live record for token. A token that is not shaped like
@@ -146,18 +141,23 @@ func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) 
 	return rec.Data, found, err
 }
 
-// ReadRecord is Read that also returns the record's version.
+// ReadRecord is Read that also returns the record's version and expiry.
 func (b *Backend) ReadRecord(_ context.Context, token string) (sessions.Record, bool, error) {
 	if !sessions.ValidID(token) {
 		return sessions.Record{}, false, nil
 	}
-	rec, ok := b.live(sessions.HashToken(token), b.now())
-	if !ok {
+	key := sessions.HashToken(token)
+	sh := b.shardOf(&key)
+	now := b.now().UnixNano()
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	e, ok := sh.find(&key)
+	if !ok || !e.liveAt(now) {
 		return sessions.Record{}, false, nil
 	}
-	// Records are replaced, never changed in place, so the slice can be
-	// shared with the caller.
-	return sessions.Record{Data: rec.data, Version: rec.version, ExpiresAt: time.Unix(0, rec.expires)}, true, nil
+	// The arena's bytes under the record's data never change, so the
+	// slice can be shared with the caller.
+	return sessions.Record{Data: e.data(), Version: e.version(), ExpiresAt: time.Unix(0, e.expires())}, true, nil
 }
 
 // Write stores a copy of data under id, to expire after ttl, and returns id
@@ -174,18 +174,23 @@ func (b *Backend) WriteIfVersion(_ context.Context, w sessions.VersionedWrite) (
 }
 
 func (b *Backend) write(w sessions.VersionedWrite, conditional bool) (string, error) {
+	if len(w.Owner) > maxOwner || len(w.Data) > maxData {
+		return "", errors.New("memory: a record of more than 4 GB, or an owner of more than 64 kB")
+	}
 	key := sessions.HashToken(w.ID)
-	data := append([]byte(nil), w.Data...)
-	mu := b.lock(key)
+	sh := b.shardOf(&key)
 	for reclaimed := false; ; reclaimed = true {
-		mu.Lock()
-		full, err := b.writeLocked(key, data, w, conditional)
-		mu.Unlock()
+		sh.mu.Lock()
+		full, err := b.writeLocked(sh, &key, w, conditional)
+		sh.mu.Unlock()
 		if !full {
-			return w.ID, err
+			if err != nil {
+				return "", err
+			}
+			return w.ID, nil
 		}
 		// Expired records count until swept: sweep now, without holding a
-		// record's lock, but at most once a second, so that a full store
+		// shard's lock, but at most once a second, so that a full store
 		// cannot be made to sweep on every request.
 		now := b.now().UnixNano()
 		last := b.lastReclaim.Load()
@@ -196,21 +201,23 @@ func (b *Backend) write(w sessions.VersionedWrite, conditional bool) (string, er
 	}
 }
 
-// writeLocked stores a record under key, whose lock the caller holds, and
-// reports whether it could not because the backend is full.
-func (b *Backend) writeLocked(key [sha256.Size]byte, data []byte, w sessions.VersionedWrite, conditional bool) (full bool, err error) {
-	now := b.now()
-	v, held := b.records.Load(key)
-	var old *record
-	if held {
-		old = v.(*record)
-	}
+// writeLocked stores a record under key in sh, whose lock the caller
+// holds, and reports whether it could not because the backend is full.
+func (b *Backend) writeLocked(sh *shard, key *[sha256.Size]byte, w sessions.VersionedWrite, conditional bool) (full bool, err error) {
+	now := b.now().UnixNano()
+	old, held := sh.find(key)
 	var current uint64
+	var oldOwner string
 	owner := w.Owner
-	if old != nil && now.UnixNano() < old.expires {
-		current = old.version
-		if !conditional {
-			owner = old.owner
+	if held {
+		oldOwner = string(old.owner())
+		if old.liveAt(now) {
+			current = old.version()
+			if !conditional {
+				owner = oldOwner
+			}
+		} else if !conditional {
+			owner = ""
 		}
 	} else if !conditional {
 		owner = ""
@@ -224,111 +231,117 @@ func (b *Backend) writeLocked(key [sha256.Size]byte, data []byte, w sessions.Ver
 			return true, nil
 		}
 	}
-	b.records.Store(key, &record{data: data, expires: now.Add(w.TTL).UnixNano(), version: current + 1, owner: owner})
-	if old != nil && old.owner != owner {
-		b.unindex(old.owner, key)
+	sh.put(key, now+int64(w.TTL), current+1, owner, w.Data)
+	if held && oldOwner != owner {
+		b.unindex(oldOwner, key)
 	}
-	if owner != "" && (old == nil || old.owner != owner) {
+	if owner != "" && (!held || oldOwner != owner) {
 		b.index(owner, key)
 	}
 	return false, nil
 }
 
-func (b *Backend) index(owner string, key [sha256.Size]byte) {
-	b.indexMu.Lock()
-	defer b.indexMu.Unlock()
-	set := b.owners[owner]
-	if set == nil {
-		set = map[[sha256.Size]byte]struct{}{}
-		b.owners[owner] = set
-	}
-	set[key] = struct{}{}
+// ownerHash is the key of an owner in the owner index.
+func ownerHash(owner string) uint64 {
+	sum := sha256.Sum256([]byte(owner))
+	return binary.LittleEndian.Uint64(sum[:8])
 }
 
-func (b *Backend) unindex(owner string, key [sha256.Size]byte) {
+func (b *Backend) index(owner string, key *[sha256.Size]byte) {
+	h := ownerHash(owner)
+	b.ownersMu.Lock()
+	defer b.ownersMu.Unlock()
+	b.owners[h] = append(b.owners[h], *key)
+}
+
+func (b *Backend) unindex(owner string, key *[sha256.Size]byte) {
 	if owner == "" {
 		return
 	}
-	b.indexMu.Lock()
-	defer b.indexMu.Unlock()
-	if set := b.owners[owner]; set != nil {
-		delete(set, key)
-		if len(set) == 0 {
-			delete(b.owners, owner)
+	h := ownerHash(owner)
+	b.ownersMu.Lock()
+	defer b.ownersMu.Unlock()
+	keys := b.owners[h]
+	for i := range keys {
+		if keys[i] == *key {
+			keys[i] = keys[len(keys)-1]
+			keys = keys[:len(keys)-1]
+			break
 		}
 	}
+	if len(keys) == 0 {
+		delete(b.owners, h)
+	} else {
+		b.owners[h] = keys
+	}
 }
 
-// deleteLocked deletes the record under key, which the caller holds the
-// lock of.
-func (b *Backend) deleteLocked(key [sha256.Size]byte) {
-	if v, ok := b.records.LoadAndDelete(key); ok {
+// deleteLocked deletes the record under key from sh, whose lock the caller
+// holds.
+func (b *Backend) deleteLocked(sh *shard, key *[sha256.Size]byte) {
+	if e, ok := sh.find(key); ok {
+		owner := string(e.owner())
+		sh.remove(key, e)
 		b.count.Add(-1)
-		b.unindex(v.(*record).owner, key)
+		b.unindex(owner, key)
 	}
-}
-
-// liveVersion returns the version of the live record under key, or 0.
-func (b *Backend) liveVersion(key [sha256.Size]byte, now time.Time) uint64 {
-	if rec, ok := b.live(key, now); ok {
-		return rec.version
-	}
-	return 0
 }
 
 // RemoveIfVersion removes the record for token if its version is the given
 // one, and fails with [sessions.ErrConflict] otherwise.
 func (b *Backend) RemoveIfVersion(_ context.Context, token string, version uint64) error {
 	key := sessions.HashToken(token)
-	mu := b.lock(key)
-	mu.Lock()
-	defer mu.Unlock()
-	if b.liveVersion(key, b.now()) != version {
+	sh := b.shardOf(&key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.find(&key)
+	if !ok || !e.liveAt(b.now().UnixNano()) || e.version() != version {
 		return sessions.ErrConflict
 	}
-	b.deleteLocked(key)
+	b.deleteLocked(sh, &key)
 	return nil
 }
 
 // Remove deletes the record for token, if there is one.
 func (b *Backend) Remove(_ context.Context, token string) error {
 	key := sessions.HashToken(token)
-	mu := b.lock(key)
-	mu.Lock()
-	b.deleteLocked(key)
-	mu.Unlock()
+	sh := b.shardOf(&key)
+	sh.mu.Lock()
+	b.deleteLocked(sh, &key)
+	sh.mu.Unlock()
 	return nil
 }
 
 // Owned returns the live records whose owner is owner.
 func (b *Backend) Owned(_ context.Context, owner string) ([]sessions.OwnedRecord, error) {
-	b.indexMu.Lock()
-	keys := make([][sha256.Size]byte, 0, len(b.owners[owner]))
-	for key := range b.owners[owner] {
-		keys = append(keys, key)
-	}
-	b.indexMu.Unlock()
-	now := b.now()
+	b.ownersMu.Lock()
+	keys := append([][sha256.Size]byte(nil), b.owners[ownerHash(owner)]...)
+	b.ownersMu.Unlock()
+	now := b.now().UnixNano()
 	out := make([]sessions.OwnedRecord, 0, len(keys))
-	for _, key := range keys {
-		if rec, ok := b.live(key, now); ok && rec.owner == owner {
-			out = append(out, sessions.OwnedRecord{Key: key, Record: sessions.Record{
-				Data: rec.data, Version: rec.version, ExpiresAt: time.Unix(0, rec.expires)}})
+	for i := range keys {
+		key := &keys[i]
+		sh := b.shardOf(key)
+		sh.mu.RLock()
+		if e, ok := sh.find(key); ok && e.liveAt(now) && string(e.owner()) == owner {
+			out = append(out, sessions.OwnedRecord{Key: *key, Record: sessions.Record{
+				Data: e.data(), Version: e.version(), ExpiresAt: time.Unix(0, e.expires())}})
 		}
+		sh.mu.RUnlock()
 	}
 	return out, nil
 }
 
 // RemoveOwned removes the live record under key if its owner is owner.
 func (b *Backend) RemoveOwned(_ context.Context, owner string, key [sha256.Size]byte) (bool, error) {
-	mu := b.lock(key)
-	mu.Lock()
-	defer mu.Unlock()
-	rec, ok := b.live(key, b.now())
-	if !ok || rec.owner != owner {
+	sh := b.shardOf(&key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.find(&key)
+	if !ok || !e.liveAt(b.now().UnixNano()) || string(e.owner()) != owner {
 		return false, nil
 	}
-	b.deleteLocked(key)
+	b.deleteLocked(sh, &key)
 	return true, nil
 }
 
@@ -336,14 +349,12 @@ func (b *Backend) RemoveOwned(_ context.Context, owner string, key [sha256.Size]
 // does nothing for an unknown or expired record.
 func (b *Backend) Touch(_ context.Context, token string, ttl time.Duration) error {
 	key := sessions.HashToken(token)
-	mu := b.lock(key)
-	mu.Lock()
-	defer mu.Unlock()
-	now := b.now()
-	if rec, ok := b.live(key, now); ok {
-		touched := *rec
-		touched.expires = now.Add(ttl).UnixNano()
-		b.records.Store(key, &touched)
+	sh := b.shardOf(&key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := b.now().UnixNano()
+	if e, ok := sh.find(&key); ok && e.liveAt(now) {
+		e.setExpires(now + int64(ttl))
 	}
 	return nil
 }
@@ -370,25 +381,41 @@ func (b *Backend) sweepEvery(interval time.Duration) {
 	}
 }
 
-// sweep deletes expired records. Reads go on meanwhile; each delete takes
-// the record's lock, and leaves alone a record that a writer replaced
-// since the sweep saw it.
+// sweep deletes expired records and reclaims their space, a shard at a
+// time. It finds them holding a shard's read lock, which reads share, and
+// takes the shard's write lock only to delete what it found, in batches.
 func (b *Backend) sweep() {
-	now := b.now().UnixNano()
-	b.records.Range(func(k, v any) bool {
-		if now < v.(*record).expires {
-			return true
+	var expired [][sha256.Size]byte
+	for i := range b.shards {
+		sh := &b.shards[i]
+		now := b.now().UnixNano()
+		expired = expired[:0]
+		sh.mu.RLock()
+		sh.each(func(e entry) {
+			if !e.liveAt(now) {
+				expired = append(expired, e.key())
+			}
+		})
+		sh.mu.RUnlock()
+		for start := 0; start < len(expired); start += sweepBatch {
+			sh.mu.Lock()
+			for j := start; j < min(start+sweepBatch, len(expired)); j++ {
+				// A writer may have replaced the record since: check again.
+				if e, ok := sh.find(&expired[j]); ok && !e.liveAt(now) {
+					b.deleteLocked(sh, &expired[j])
+				}
+			}
+			sh.mu.Unlock()
 		}
-		key := k.([sha256.Size]byte)
-		mu := b.lock(key)
-		mu.Lock()
-		if cur, ok := b.records.Load(key); ok && cur == v {
-			b.deleteLocked(key)
-		}
-		mu.Unlock()
-		return true
-	})
+		sh.mu.Lock()
+		sh.compactIfSparse()
+		sh.mu.Unlock()
+	}
 }
+
+// sweepBatch bounds how many records the sweep deletes under one hold of a
+// shard's lock.
+const sweepBatch = 256
 
 // Len returns the number of records held, expired ones not yet swept
 // included.

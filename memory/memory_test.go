@@ -47,11 +47,15 @@ func newTestBackend(t *testing.T, opts ...Option) (*Backend, *fakeClock) {
 
 func (b *Backend) storedKeys() []string {
 	var keys []string
-	b.records.Range(func(k, _ any) bool {
-		key := k.([32]byte)
-		keys = append(keys, string(key[:]), hex.EncodeToString(key[:]))
-		return true
-	})
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.RLock()
+		sh.each(func(e entry) {
+			key := e.key()
+			keys = append(keys, string(key[:]), hex.EncodeToString(key[:]))
+		})
+		sh.mu.RUnlock()
+	}
 	return keys
 }
 
@@ -70,7 +74,8 @@ func TestKeysAreTokenHashes(t *testing.T) {
 	if _, err := b.Write(context.Background(), id, []byte("x"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := b.records.Load(sessions.HashToken(id)); !ok {
+	key := sessions.HashToken(id)
+	if _, ok := b.shardOf(&key).find(&key); !ok {
 		t.Errorf("no record under SHA-256(token)")
 	}
 }

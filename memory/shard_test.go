@@ -1,0 +1,113 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/starsessions/sessions"
+)
+
+// TestCompactionKeepsRecords rewrites records until their shards compact:
+// every record reads back as last written, and bytes handed out before a
+// compaction are unchanged after it.
+func TestCompactionKeepsRecords(t *testing.T) {
+	b, _ := newTestBackend(t, WithSweepInterval(0))
+	ctx := context.Background()
+	ids := make([]string, 300)
+	for i := range ids {
+		ids[i] = sessions.NewID()
+	}
+	first, _, _ := b.Read(ctx, "")
+	for round := range 60 {
+		for i, id := range ids {
+			data := bytes.Repeat([]byte{byte(round)}, 1000+i%50)
+			if _, err := b.Write(ctx, id, data, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round == 0 {
+			first, _, _ = b.Read(ctx, ids[0])
+		}
+	}
+	compacted := 0
+	for i := range b.shards {
+		compacted += b.shards[i].compacts
+	}
+	if compacted == 0 {
+		t.Fatal("no shard compacted; the test proves nothing")
+	}
+	for i, id := range ids {
+		rec, found, err := b.ReadRecord(ctx, id)
+		if err != nil || !found || !bytes.Equal(rec.Data, bytes.Repeat([]byte{59}, 1000+i%50)) || rec.Version != 60 {
+			t.Fatalf("record %d: found %t, version %d, %v", i, found, rec.Version, err)
+		}
+	}
+	if !bytes.Equal(first, bytes.Repeat([]byte{0}, 1000)) {
+		t.Errorf("bytes read before the compactions changed: %v", first[:8])
+	}
+	if got := b.Len(); got != len(ids) {
+		t.Errorf("Len = %d, want %d", got, len(ids))
+	}
+}
+
+// collidingKey returns a key whose first eight bytes, the index's, are
+// prefix, and that is told apart by n.
+func collidingKey(prefix uint64, n byte) [sha256.Size]byte {
+	var k [sha256.Size]byte
+	binary.LittleEndian.PutUint64(k[:8], prefix)
+	k[20] = n
+	return k
+}
+
+// FuzzShard runs a shard through puts, removes and compactions on a few
+// keys, some of which share the eight bytes the index knows them by, and
+// holds it to a map.
+func FuzzShard(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5})
+	f.Add([]byte{0, 0, 8, 8, 16, 1, 9, 17, 24})
+	f.Add(bytes.Repeat([]byte{0, 8, 1, 9, 24, 16}, 20))
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		sh := &shard{index: map[uint64]uint32{}}
+		model := map[[sha256.Size]byte]string{}
+		for i, op := range ops {
+			// Keys 0-3 share one prefix, 4-7 another.
+			key := collidingKey(uint64(op&4)>>2, op&7)
+			switch op >> 3 % 4 {
+			case 0, 1:
+				data := fmt.Sprintf("%d:%d", i, op)
+				sh.put(&key, 1, uint64(i), "", []byte(data))
+				model[key] = data
+			case 2:
+				if e, ok := sh.find(&key); ok {
+					sh.remove(&key, e)
+				}
+				delete(model, key)
+			case 3:
+				sh.compact(0)
+			}
+			got := map[[sha256.Size]byte]string{}
+			sh.each(func(e entry) { got[e.key()] = string(e.data()) })
+			if diff := cmp.Diff(model, got); diff != "" {
+				t.Fatalf("after op %d (%d): records (-want +got):\n%s", i, op, diff)
+			}
+			for k, want := range model {
+				if e, ok := sh.find(&k); !ok || string(e.data()) != want {
+					t.Fatalf("after op %d: find(%x) = %q, %t; want %q", i, k[20], e.data(), ok, want)
+				}
+			}
+			live := 0
+			for _, v := range model {
+				live += headerSize + len(v)
+			}
+			if sh.live != live {
+				t.Fatalf("after op %d: live = %d bytes, want %d", i, sh.live, live)
+			}
+		}
+	})
+}
