@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/starsessions/sessions"
@@ -48,7 +51,13 @@ func TestSaveBeforeHeaderSendsCookie(t *testing.T) {
 			if tokenAfterSave == "" || br.cookie.Value != tokenAfterSave {
 				t.Errorf("Token() after Save is not the cookie sent")
 			}
-			br.do("GET", "/twice")
+			res = br.do("GET", "/twice")
+			if n := len(res.Header["Set-Cookie"]); name == "cookie" && n != 1 {
+				t.Errorf("a cookie session saved twice before the header sent %d Set-Cookie headers, want one", n)
+			}
+			if got := res.Header.Values("Cache-Control"); len(got) > 1 {
+				t.Errorf("Cache-Control %q: a directive given twice", got)
+			}
 			check := &browser{t: t, h: routes(m, standardActs), cookie: br.cookie}
 			if got := body(check.do("GET", "/read")); !strings.Contains(got, "name=after save visits=2 ") {
 				t.Errorf("a change after an explicit Save, before the header: %q", got)
@@ -73,6 +82,9 @@ func TestSaveAfterHeader(t *testing.T) {
 		{"new session", "memory", false, func(s *sessions.Session[profile]) { s.Data().Visits = 5 }, true, "visits=0 "},
 		{"regenerated", "memory", true, func(s *sessions.Session[profile]) { s.Regenerate(); s.Data().Visits = 12 }, true, "visits=1 "},
 		{"destroyed", "memory", true, func(s *sessions.Session[profile]) { s.Destroy() }, false, "visits=0 "},
+		// The logout happens, though the flash message cannot be kept.
+		{"destroyed, then a new value", "memory", true, func(s *sessions.Session[profile]) { s.Destroy(); s.Data().Name = "bye" }, true, "name= visits=0 "},
+		{"persistence changed", "memory", true, func(s *sessions.Session[profile]) { s.SetPersistent(true) }, true, "visits=1 "},
 		{"nothing changed", "memory", true, func(*sessions.Session[profile]) {}, false, "visits=1 "},
 		{"cookie session changed", "cookie", true, func(s *sessions.Session[profile]) { s.Data().Visits = 13 }, true, "visits=1 "},
 		{"cookie session destroyed", "cookie", true, func(s *sessions.Session[profile]) { s.Destroy() }, true, "visits=1 "},
@@ -114,7 +126,7 @@ func TestSaveAfterHeader(t *testing.T) {
 			if !tt.wantErr && saveErr != nil {
 				t.Errorf("Save = %v", saveErr)
 			}
-			if tt.wantErr && store.Len() != records {
+			if tt.wantErr && store.Len() != records && tt.name != "destroyed, then a new value" {
 				t.Errorf("a refused Save left %d records, %d before", store.Len(), records)
 			}
 			if warned := strings.Contains(logs.String(), "not saved"); warned != tt.wantErr {
@@ -327,5 +339,97 @@ func TestRepeatedSavesWithConflicts(t *testing.T) {
 	}
 	if v := final.Value(); v.Visits != 3 || len(v.Roles) != 3 || v.Name != "socket" {
 		t.Errorf("after three rounds: %+v, want 3 visits and 3 roles", v)
+	}
+}
+
+// landsThenFails is a memory backend whose next conditional write lands
+// and then reports an error, as a write whose reply is lost would.
+type landsThenFails struct {
+	*memory.Backend
+	fail atomic.Bool
+}
+
+func (b *landsThenFails) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
+	token, err := b.Backend.WriteIfVersion(ctx, w)
+	if err == nil && b.fail.CompareAndSwap(true, false) {
+		return "", errors.New("connection reset")
+	}
+	return token, err
+}
+
+// TestSaveAfterUnknownOutcome fails a save whose write landed: a second
+// save must not replay the first one's updates on top of it, which would
+// apply them twice.
+func TestSaveAfterUnknownOutcome(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	b := &landsThenFails{Backend: store}
+	m := sessions.New[profile](b, sessions.WithLogger(newTextLogger(io.Discard)))
+	var saveErr error
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		s.Update(func(p *profile) { p.Visits++ })
+		if r.URL.Path == "/save" {
+			b.fail.Store(true)
+			saveErr = s.Save(r.Context())
+		}
+	}))
+	br := &browser{t: t, h: h}
+	br.do("GET", "/")
+	res := br.do("GET", "/save")
+	if saveErr == nil || res.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("Save = %v, then status %d; want an error, then the error handler's 500", saveErr, res.StatusCode)
+	}
+	check := &browser{t: t, h: routes(m, standardActs), cookie: br.cookie}
+	if got := body(check.do("GET", "/read")); !strings.Contains(got, "visits=2 ") {
+		t.Errorf("after a save that landed and failed: %q, want 2 visits, not 3", got)
+	}
+}
+
+// touchCounting is a memory backend that counts touches and writes.
+type touchCounting struct {
+	*memory.Backend
+	touches, writes atomic.Int64
+}
+
+func (b *touchCounting) Touch(ctx context.Context, token string, ttl time.Duration) error {
+	b.touches.Add(1)
+	return b.Backend.Touch(ctx, token, ttl)
+}
+
+func (b *touchCounting) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
+	b.writes.Add(1)
+	return b.Backend.WriteIfVersion(ctx, w)
+}
+
+// TestSaveLeavesMiddlewareNothing saves explicitly before the header, with
+// an idle timeout: the middleware neither writes nor touches after it.
+func TestSaveLeavesMiddlewareNothing(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	b := &touchCounting{Backend: store}
+	m := sessions.New[profile](b, sessions.WithIdleTimeout(time.Hour))
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		s.Update(func(p *profile) { p.Visits++ })
+		if err := s.Save(r.Context()); err != nil {
+			t.Error(err)
+		}
+		w.Write([]byte("ok"))
+	}))
+	br := &browser{t: t, h: h}
+	br.do("GET", "/")
+	b.writes.Store(0)
+	br.do("GET", "/")
+	if w, tc := b.writes.Load(), b.touches.Load(); w != 1 || tc != 0 {
+		t.Errorf("a request that saved explicitly: %d writes, %d touches; want 1 and 0", w, tc)
 	}
 }

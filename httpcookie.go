@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,8 +107,25 @@ func (c *config) setCookie(h http.Header, value string, maxAge time.Duration) {
 	if c.partitioned {
 		b.WriteString("; Partitioned")
 	}
-	h["Set-Cookie"] = append(h["Set-Cookie"], b.String())
+	// A session saved twice before the header (Session.Save, then the
+	// middleware) replaces its own cookie: one Set-Cookie per name.
+	cookies := h["Set-Cookie"]
+	prefix := c.cookieName + "="
+	kept := cookies[:0:0]
+	for _, v := range cookies {
+		if !strings.HasPrefix(v, prefix) {
+			kept = append(kept, v)
+		}
+	}
+	h["Set-Cookie"] = append(kept, b.String())
 	// A shared cache must not hand this response, and its cookie, to
 	// another client; that goes for the cookie that deletes a session too.
-	h["Cache-Control"] = append(h["Cache-Control"], `no-cache="Set-Cookie"`)
+	addCacheControl(h, `no-cache="Set-Cookie"`)
+}
+
+// addCacheControl adds a Cache-Control directive, once.
+func addCacheControl(h http.Header, directive string) {
+	if !slices.Contains(h["Cache-Control"], directive) {
+		h["Cache-Control"] = append(h["Cache-Control"], directive)
+	}
 }

@@ -31,8 +31,14 @@ func (m *Manager[T]) loadToken(ctx context.Context, s *Session[T], token string,
 				return fmt.Errorf("sessions: loading session: %w", err)
 			}
 			reason = "unknown or expired session"
+			if !found {
+				// A backend that expires records drops them itself, so a
+				// token that names nothing is mostly a session that
+				// expired (or was revoked, or never was).
+				m.audit(ctx, "expired on load", handleOf(token), "", "reason", "no live record for the token")
+			}
 			if found {
-				reason, err = m.adopt(s, token, rec.Data, now)
+				reason, err = m.adopt(ctx, s, token, rec.Data, now)
 				if err != nil {
 					return fmt.Errorf("sessions: loading session: %w", err)
 				}
@@ -66,7 +72,7 @@ func (m *Manager[T]) read(ctx context.Context, token string) (Record, bool, erro
 
 // adopt fills s from a stored record and returns "", or returns why the
 // record cannot be used, or ErrCorrupt for bytes that are not a record.
-func (m *Manager[T]) adopt(s *Session[T], token string, data []byte, now int64) (reason string, err error) {
+func (m *Manager[T]) adopt(ctx context.Context, s *Session[T], token string, data []byte, now int64) (reason string, err error) {
 	h, payload, err := parseRecord(data)
 	if err != nil {
 		return "", err
@@ -75,7 +81,7 @@ func (m *Manager[T]) adopt(s *Session[T], token string, data []byte, now int64) 
 		return "session stored under another cookie name", nil
 	}
 	if reason := m.expired(h, now); reason != "" {
-		m.audit(context.Background(), "expired on load", handleOf(token), h.owner, "reason", reason)
+		m.audit(ctx, "expired on load", handleOf(token), h.owner, "reason", reason)
 		return reason, nil
 	}
 	// The record is sound, so data that does not decode was written for

@@ -83,9 +83,7 @@ func (st *requestState[T]) save(w http.ResponseWriter) bool {
 	if !st.commitSession() {
 		return true
 	}
-	h := w.Header()
-	st.addVary(h)
-	if err := st.m.save(st.r.Context(), h, &st.session); err != nil {
+	if err := st.m.save(st.r.Context(), w.Header(), &st.session, st.addVary); err != nil {
 		st.m.handleError(w, st.r, err)
 		return false
 	}

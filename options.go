@@ -27,7 +27,8 @@ type config struct {
 	logger        *slog.Logger
 	audit         bool
 	validate      any // a func(context.Context, *T) error, checked by New
-	clearSiteData string
+	clearSiteData        string
+	clearSiteDataCookies bool // the directives delete cookies
 
 	// tokenHeader is the header tokens travel in, or "" for the cookie;
 	// cookieOptions names the cookie options given, which contradict it.
@@ -143,7 +144,10 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // "sessions: audit", as OWASP asks: created, regenerated, owner set,
 // destroyed, revoked, refused by the validator, and expired on load. Each
 // entry carries the event, the session's handle and its owner; never its
-// token.
+// token. A session that expired on a backend that drops expired records
+// itself (memory, Redis, PostgreSQL) shows as "expired on load" without an
+// owner, for the record is gone: as would a revoked session's, or a token
+// that was never issued.
 func WithAuditTrail() Option { return func(c *config) { c.audit = true } }
 
 // WithValidate sets a function that checks every stored session after it is
@@ -152,7 +156,9 @@ func WithAuditTrail() Option { return func(c *config) { c.audit = true } }
 // session ends: its record is removed, the request goes on with a fresh,
 // empty session, and the client's cookie is replaced. Any other error fails
 // the load: [Manager.Get] returns it, and with [WithAutoload] it reaches the
-// error handler. New panics if T is not the manager's type.
+// error handler. New panics if T is not the manager's type. fn is given the
+// loaded value to read: a change it makes is seen by the handler but saved
+// only if the request saves the session for another reason.
 //
 // It is what makes "sign out everywhere" work for cookie sessions, which
 // the server cannot list or remove: keep in T something that a password
@@ -244,7 +250,10 @@ var clearSiteDataDirectives = []string{"cache", "cookies", "storage", "execution
 // "cache", "cookies", "storage", "executionContexts", "clientHints",
 // "prefetchCache", "prerenderCache" and "*"), so that the browser also
 // forgets what the signed-in user left in its caches and storage. It is
-// off by default; New panics on an unknown directive.
+// off by default; New panics on an unknown directive. When the request
+// also starts a new session after Destroy (to carry a flash message, say),
+// the header is left out if its directives include "cookies" or "*",
+// which would delete the new session's cookie too.
 func WithClearSiteData(directives ...string) Option {
 	return func(c *config) {
 		quoted := make([]string, len(directives))
@@ -253,6 +262,7 @@ func WithClearSiteData(directives ...string) Option {
 				panic("sessions: WithClearSiteData: unknown directive " + strconv.Quote(d))
 			}
 			quoted[i] = `"` + d + `"`
+			c.clearSiteDataCookies = c.clearSiteDataCookies || d == "cookies" || d == "*"
 		}
 		c.clearSiteData = strings.Join(quoted, ", ")
 	}

@@ -104,25 +104,38 @@ func (m *Manager[T]) Revoke(ctx context.Context, owner, handle string) error {
 // On a backend that is not an [OwnerIndex] it returns an error that matches
 // [errors.ErrUnsupported].
 func (m *Manager[T]) RevokeAll(ctx context.Context, owner string, keep ...string) (int, error) {
-	owned, err := m.owned(ctx, owner)
-	if err != nil {
-		return 0, err
-	}
 	n := 0
-	for _, o := range owned {
-		if slices.Contains(keep, o.handle) {
-			continue
-		}
-		removed, err := m.revoke(ctx, o)
+	// A session that regenerates while this runs moves to a handle the
+	// first listing did not show: list again, a few times, until nothing
+	// outside keep is left.
+	for range revokeAllPasses {
+		owned, err := m.owned(ctx, owner)
 		if err != nil {
 			return n, err
 		}
-		if removed {
-			n++
+		found := false
+		for _, o := range owned {
+			if slices.Contains(keep, o.handle) {
+				continue
+			}
+			found = true
+			removed, err := m.revoke(ctx, o)
+			if err != nil {
+				return n, err
+			}
+			if removed {
+				n++
+			}
+		}
+		if !found {
+			break
 		}
 	}
 	return n, nil
 }
+
+// revokeAllPasses bounds the listings RevokeAll makes.
+const revokeAllPasses = 3
 
 // ownedSession is a live session of an owner, as the index found it.
 type ownedSession struct {

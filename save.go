@@ -33,6 +33,9 @@ type saveInput struct {
 	extendDue  bool // the record's expiry has fallen behind the idle timeout by its slack or more
 	tokenFixed bool // the response header is out: the client's token cannot change
 	clientSide bool // the record lives in the token, so every write changes it
+	// persistChanged is set when the kind of cookie changed, which only a
+	// new Set-Cookie can tell the client.
+	persistChanged bool
 }
 
 // A savePlan is what saving a session takes.
@@ -42,7 +45,9 @@ type savePlan struct {
 	touch       bool  // extend the record's expiry instead of writing it
 	remove      bool  // remove the retired record (a write removes it itself)
 	expire      bool  // tell the client to drop its token
-	err         error // why the save cannot be done, before anything is
+	// err is why the save cannot be done. Nothing is done then, but the
+	// removal of a destroyed session's record, which needs no new token.
+	err error
 }
 
 // planSave decides what saving takes; saveLocked carries it out.
@@ -63,16 +68,25 @@ func planSave(in saveInput) savePlan {
 	if !in.tokenFixed {
 		return p
 	}
-	// No new token, and no deletion, reaches the client any more.
+	// No new token, no deletion and no new kind of cookie reaches the
+	// client any more.
 	switch {
 	case p.write && p.refreshOnly && in.clientSide:
 		return savePlan{} // the idle refresh waits for the next request
 	case p.write && !in.stored:
 		p.err = fmt.Errorf("%w: a new or regenerated session needs a token the client does not have", ErrHeaderWritten)
+		// A logout still happens: the destroyed record goes, and the
+		// client keeps a token that names nothing.
+		p = savePlan{remove: in.destroyed && in.retiring && !in.clientSide, err: p.err}
 	case p.write && in.clientSide:
 		p.err = fmt.Errorf("%w: the session lives in the client's token, which a save replaces", ErrHeaderWritten)
 	case p.expire && in.clientSide:
 		p.err = fmt.Errorf("%w: the session lives in the client's token, which cannot be deleted now", ErrHeaderWritten)
+	case p.write && in.persistChanged:
+		p.err = fmt.Errorf("%w: a new kind of cookie needs a new Set-Cookie", ErrHeaderWritten)
+	}
+	if p.err != nil && !p.remove {
+		return savePlan{err: p.err}
 	}
 	// A server-side session's record is removed; the client keeps a
 	// token that names nothing.
@@ -88,11 +102,14 @@ const maxSaveAttempts = 16
 // into a cookie.
 var errBadToken = errors.New("sessions: the backend returned a token that is not a valid cookie value")
 
-// save is the middleware's save, just before the response header goes out.
-func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) error {
+// save is the middleware's save, just before the response header goes
+// out. It adds the Vary header too, under the session's lock, so that an
+// explicit Save from another goroutine does not write the header with it.
+func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T], vary func(http.Header)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.committed = true
+	vary(h)
 	return m.saveLocked(ctx, s, h, toHeader)
 }
 
@@ -102,6 +119,11 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T]) err
 func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Header, target saveTarget) error {
 	defer s.dropSnapshotLocked() // spent either way
 
+	if s.failed != nil {
+		// The failed save's write may have landed: replaying its updates
+		// on top of it could apply them twice.
+		return fmt.Errorf("sessions: an earlier save of this session failed, and its outcome is unknown: %w", s.failed)
+	}
 	if len(s.header.owner) > maxOwnerLength {
 		return fmt.Errorf("sessions: the session's owner is %d bytes; at most %d are kept", len(s.header.owner), maxOwnerLength)
 	}
@@ -112,6 +134,7 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 		return err
 	}
 	before := m.auditBefore(s)
+	hadToken := s.hadToken
 	// The request's time, taken when the session was loaded, serves as the
 	// time of access: one clock read per request is enough.
 	now := s.now
@@ -126,8 +149,18 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 		extendDue:  m.extendDue(s),
 		tokenFixed: target == headerGone,
 		clientSide: s.clientSide,
+
+		persistChanged: s.header.persist != s.loadedPersist && !m.tokenHeaderSet,
 	})
 	if p.err != nil {
+		if p.remove {
+			if err := m.backend.Remove(ctx, s.removeToken); err != nil {
+				return fmt.Errorf("sessions: removing session: %w", err)
+			}
+			m.audit(ctx, "destroyed", handleOf(s.removeToken), s.loadedOwner)
+			s.removeToken, s.token, s.loadedToken = "", "", ""
+			s.destroyed = false
+		}
 		return p.err
 	}
 	switch {
@@ -142,6 +175,9 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 			f = append(make(frame, maxRecordHeader, maxRecordHeader+len(s.loadedPayload)), s.loadedPayload...)
 		}
 		if err := m.writeLocked(ctx, h, s, f, p.refreshOnly, target); err != nil {
+			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrHeaderWritten) && !errors.Is(err, ErrCookieTooLarge) && !errors.Is(err, errBadToken) {
+				s.failed = err
+			}
 			return err
 		}
 	}
@@ -154,10 +190,13 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	}
 	if p.expire && target == toHeader {
 		m.transport.clear(h)
-		if m.clearSiteData != "" {
-			h.Set("Clear-Site-Data", m.clearSiteData)
-		}
 		s.hadToken = false
+	}
+	// Clear-Site-Data goes with a logout, also when a new session follows
+	// it (a flash message), unless it would delete the new session's
+	// cookie too.
+	if s.destroyed && hadToken && target == toHeader && m.clearSiteData != "" && (!p.write || !m.clearSiteDataCookies) {
+		h.Set("Clear-Site-Data", m.clearSiteData)
 	}
 	m.auditSave(ctx, before, s, p)
 	s.settleLocked()
@@ -299,7 +338,7 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 	if target == headerGone && token != s.loadedToken {
 		// The backend gave a token that cannot reach the client: its
 		// record must not outlive this save.
-		m.backend.Remove(ctx, token)
+		m.removeOrphan(ctx, token)
 		return fmt.Errorf("%w: the backend returned a new token", ErrHeaderWritten)
 	}
 	resend := token != s.loadedToken || s.header.persist != s.loadedPersist || !s.hadToken
@@ -381,8 +420,7 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 	}
 	if err := m.checkToken(token, f); err != nil {
 		if s.loadedToken == "" || s.id != s.loadedToken {
-			// A new record, which no client can ever name: best effort.
-			m.backend.Remove(ctx, token)
+			m.removeOrphan(ctx, token) // a new record, which no client can ever name
 		}
 		return "", err
 	}
@@ -488,8 +526,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 			}
 		}
 		if created != "" {
-			// Best effort: the new record must not outlive a failed save.
-			vb.Remove(ctx, created)
+			m.removeOrphan(ctx, created) // the new record must not outlive a failed save
 		}
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrCookieTooLarge) || errors.Is(err, errBadToken) {
 			return "", err
@@ -561,6 +598,19 @@ func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) (recordHeader, [
 	s.loadedOwner = h.owner
 	return h, current, nil
 }
+
+// removeOrphan removes, as best it can, a record this save made and no
+// client will ever hold the token of. It does not stop when the request's
+// context does, which may be why the save failed: an orphan with an owner
+// would show in that owner's list of sessions until it expired.
+func (m *Manager[T]) removeOrphan(ctx context.Context, token string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orphanTimeout)
+	defer cancel()
+	m.backend.Remove(ctx, token)
+}
+
+// orphanTimeout bounds the removal of an orphan record.
+const orphanTimeout = 5 * time.Second
 
 // deadline returns the end of the lifetime of a session with header h.
 func (m *Manager[T]) deadline(h recordHeader) time.Time {

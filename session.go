@@ -18,7 +18,8 @@ import (
 // [Session.Data] returns is the exception: reading or changing the value
 // through it is not synchronized, so a request that does so from several
 // goroutines must order those accesses itself, or use [Session.Value] and
-// [Session.Update], which are.
+// [Session.Update], which are. [Session.Save] writes the response header;
+// see it for what that asks of the handler.
 //
 // Changes made after the response header has been written are kept in the
 // Session but not saved by the middleware, which logs a warning unless
@@ -67,6 +68,9 @@ type Session[T any] struct {
 	// refused is set when the validator ended the loaded session, which
 	// the audit trail has recorded already.
 	refused bool
+	// failed holds the error of a save whose write may or may not have
+	// landed; the session saves no more after it.
+	failed error
 
 	// updates are the functions given to Update, to replay on a record that
 	// changed under this request.
@@ -339,16 +343,25 @@ func (s *Session[T]) noteLateChangeLocked() {
 //
 // Before the response header is written, it also puts the cookie or token
 // header in the response; the middleware then has nothing left to do unless
-// the session changes again. Call it then from the handler's own goroutine,
-// as it writes to the response header.
+// the session changes again. Save and the middleware's own save write the
+// response header under the Session's lock, so they do not race each
+// other; a handler that writes the header from one goroutine while another
+// calls Save must order the two itself, as for any use of a
+// ResponseWriter.
 //
 // After the header is written (a streamed response, server-sent events, a
 // hijacked WebSocket), no new token can reach the client: Save stores the
 // changes when the client's token stays valid for them, and otherwise saves
 // nothing and returns an error matching [ErrHeaderWritten]: for a new
-// session, after [Session.Regenerate], and on the cookie backend, whose
-// token is the session itself. A destroyed server-side session is removed;
-// the client's token then names nothing.
+// session, after [Session.Regenerate], after [Session.SetPersistent] changed
+// the kind of cookie, and on the cookie backend, whose token is the session
+// itself. A destroyed server-side session is removed even then (a logout
+// is never refused); the client's token then names nothing.
+//
+// A save that fails for any other reason than [ErrConflict] may or may not
+// have reached the store, so the Session saves no more: later saves,
+// the middleware's included, return an error, rather than replay the
+// session's updates over a record that may hold them already.
 //
 // For a session from [Manager.Open], Save stores the session and
 // [Session.Token] then gives the token to hand out.

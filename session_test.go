@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -38,7 +39,13 @@ func TestSessionMethodsConcurrently(t *testing.T) {
 				func(s *sessions.Session[profile], _ http.ResponseWriter) { s.SetPersistent(true) },
 				func(s *sessions.Session[profile], _ http.ResponseWriter) {
 					_, _, _, _ = s.Token(), s.Handle(), s.CreatedAt(), s.ExpiresAt()
-					_ = s.Persistent()
+					_, _, _ = s.Persistent(), s.Owner(), s.IsNew()
+				},
+				func(s *sessions.Session[profile], _ http.ResponseWriter) { s.SetOwner("ann") },
+				func(s *sessions.Session[profile], _ http.ResponseWriter) {
+					// Before or after the header, or refused: any outcome
+					// but a race.
+					_ = s.Save(context.Background())
 				},
 			}
 			h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -65,7 +65,7 @@ func (t headerTransport) read(r *http.Request) (string, bool) {
 func (t headerTransport) send(h http.Header, token string, _ time.Duration) {
 	h[t.header] = []string{token}
 	// A shared cache must not hand the token to another client.
-	h["Cache-Control"] = append(h["Cache-Control"], `no-cache="`+t.header+`"`)
+	addCacheControl(h, `no-cache="`+t.header+`"`)
 }
 
 // clear sends the header with an empty value: the client drops its copy.

@@ -167,6 +167,20 @@ func TestClearSiteData(t *testing.T) {
 	if got := br.do("POST", "/logout").Header.Get("Clear-Site-Data"); got != `"cache", "storage"` {
 		t.Errorf("logout: Clear-Site-Data = %q", got)
 	}
+	// A logout that starts a new session for a flash message clears the
+	// site too, unless that would delete the new session's cookie.
+	br.do("GET", "/login")
+	if got := br.do("POST", "/flash").Header.Get("Clear-Site-Data"); got != `"cache", "storage"` {
+		t.Errorf("logout with a flash: Clear-Site-Data = %q", got)
+	}
+	withCookies := &browser{t: t, h: routes(newManager[profile](clock, newFakeBackend(clock), sessions.WithClearSiteData("cookies")), standardActs)}
+	withCookies.do("GET", "/login")
+	if res := withCookies.do("POST", "/flash"); res.Header.Get("Clear-Site-Data") != "" || withCookies.cookie == nil {
+		t.Errorf("logout with a flash and \"cookies\": Clear-Site-Data %q, cookie kept %t", res.Header.Get("Clear-Site-Data"), withCookies.cookie != nil)
+	}
+	if got := withCookies.do("POST", "/logout").Header.Get("Clear-Site-Data"); got != `"cookies"` {
+		t.Errorf("logout with \"cookies\": Clear-Site-Data = %q", got)
+	}
 	// Off by default.
 	plain := &browser{t: t, h: routes(newManager[profile](clock, newFakeBackend(clock)), standardActs)}
 	plain.do("GET", "/login")

@@ -213,6 +213,7 @@ func TestAuditTrail(t *testing.T) {
 	want := []string{
 		"created/", "regenerated/ann", "owner set/ann", "destroyed/ann",
 		"created/", "regenerated/ann", "owner set/ann", "revoked/ann",
+		"expired on load/", // the revoked token, which names no record now
 		"created/", "refused by validator/", "created/", "expired on load/",
 	}
 	if diff := cmp.Diff(want, events); diff != "" {
@@ -222,5 +223,29 @@ func TestAuditTrail(t *testing.T) {
 		if tok != "" && strings.Contains(logs.String(), tok) {
 			t.Errorf("a token appears in the log")
 		}
+	}
+}
+
+// TestAuditExpiredOnServer lets a session expire on a backend that drops
+// expired records itself, on the manager's clock: the next request with
+// its token is in the audit trail as expired on load.
+func TestAuditExpiredOnServer(t *testing.T) {
+	clock := newFakeClock()
+	var logs bytes.Buffer
+	m := newManager[profile](clock, newFakeBackend(clock), sessions.WithAuditTrail(), sessions.WithLifetime(time.Hour),
+		sessions.WithLogger(newJSONLogger(&logs)))
+	br := &browser{t: t, h: routes(m, standardActs)}
+	br.do("GET", "/visit")
+	clock.Advance(2 * time.Hour)
+	br.do("GET", "/read")
+	var events []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err == nil && entry["msg"] == "sessions: audit" {
+			events = append(events, entry["event"].(string))
+		}
+	}
+	if diff := cmp.Diff([]string{"created", "expired on load"}, events); diff != "" {
+		t.Errorf("audit events (-want +got):\n%s", diff)
 	}
 }

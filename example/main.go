@@ -317,12 +317,20 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 		errorPage(w, http.StatusBadRequest, fmt.Sprintf("A note can be at most %d characters long.", maxNoteLength))
 		return
 	}
-	if len(s.Value().Notes) >= maxNotes {
+	full := false
+	if note != "" {
+		// The bound is checked inside Update, which replays on a session
+		// that a concurrent request saved meanwhile: checked outside, a
+		// burst of requests could each pass it.
+		s.Update(func(v *Visitor) {
+			if full = len(v.Notes) >= maxNotes; !full {
+				v.Notes = append(v.Notes, note)
+			}
+		})
+	}
+	if full {
 		errorPage(w, http.StatusBadRequest, fmt.Sprintf("A session holds at most %d notes.", maxNotes))
 		return
-	}
-	if note != "" {
-		s.Update(func(v *Visitor) { v.Notes = append(v.Notes, note) })
 	}
 	done(w, r, "/")
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/starsessions/sessions"
@@ -294,5 +295,35 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	if code, _ := u.read(u.c.Do(req)); code != http.StatusOK {
 		t.Errorf("a same-origin POST: status %d", code)
+	}
+}
+
+// TestNotesBoundUnderBurst sends many notes at once from one session: the
+// bound holds, because it is checked inside Update, which replays on the
+// session other requests saved.
+func TestNotesBoundUnderBurst(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	srv := serveExample(t, store)
+	u := newUser(t, srv)
+	u.get("/")
+	cookie := u.cookie()
+	var wg sync.WaitGroup
+	for range 3 * maxNotes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", srv.URL+"/notes", strings.NewReader("note=n"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+			res, err := http.DefaultTransport.RoundTrip(req)
+			if err == nil {
+				res.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if _, page := u.get("/"); strings.Count(page, "<li>n</li>") > maxNotes {
+		t.Errorf("%d notes after a burst, the bound is %d", strings.Count(page, "<li>n</li>"), maxNotes)
 	}
 }

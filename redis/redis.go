@@ -13,8 +13,9 @@
 // Each owner has an index, a sorted set under prefix + "owner:" +
 // base64url(SHA-256 of the owner), of its sessions' keys, scored by the end
 // of each session's lifetime and expiring with the last of them. The index
-// is updated after a write that changes a session's owner, in a second
-// round trip, and is not touched otherwise. In Cluster mode it lives in
+// gains a session in a round trip before a write that gives the session
+// that owner, and loses it after a write that takes it away, and is not
+// touched otherwise. In Cluster mode it lives in
 // another slot than the sessions, so it can lag: listing an owner's
 // sessions checks each session's own owner field and prunes entries that
 // no longer match or whose session is gone.
@@ -231,17 +232,27 @@ func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Du
 
 // WriteIfVersion is Write that succeeds only if the record for w.ID has
 // version w.Version (0: there is none), and fails with
-// [sessions.ErrConflict] otherwise. The record's owner becomes w.Owner; when
-// that changes it, the owners' indexes follow, in a second round trip.
+// [sessions.ErrConflict] otherwise. The record's owner becomes w.Owner.
+//
+// When that changes the owner, the new owner's index gains the session
+// first, in a round trip before the write, so that no session that names
+// an owner is ever missing from the owner's index; an entry whose write
+// then fails is pruned when the index is next listed. The previous owner's
+// index loses it after the write, as best it can: once the record is
+// written, WriteIfVersion reports success.
 func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	sum := sessions.HashToken(w.ID)
+	reindex := w.Owner != w.PreviousOwner
+	if reindex && w.Owner != "" {
+		if err := b.index(ctx, sum, w); err != nil {
+			return "", err
+		}
+	}
 	if err := b.write(ctx, b.hashKey(sum), w.Data, w.TTL, strconv.FormatUint(w.Version, 10), "1", w.Owner); err != nil {
 		return "", err
 	}
-	if w.Owner != w.PreviousOwner {
-		if err := b.reindex(ctx, sum, w); err != nil {
-			return "", err
-		}
+	if reindex && w.PreviousOwner != "" {
+		b.client.ZRem(ctx, b.ownerKey(w.PreviousOwner), member(sum)) // listing prunes it otherwise
 	}
 	return w.ID, nil
 }
@@ -258,26 +269,15 @@ func (b *Backend) write(ctx context.Context, key string, data []byte, ttl time.D
 	return nil
 }
 
-// reindex moves the session whose HashToken is sum from the previous
-// owner's index to the new owner's. The session itself already names its
-// new owner, so an index that lags (this call failed, or ran late) shows at
-// worst an entry that listing prunes.
-func (b *Backend) reindex(ctx context.Context, sum [sha256.Size]byte, w sessions.VersionedWrite) error {
-	m := member(sum)
-	if w.Owner != "" {
-		deadline := w.Deadline.UnixMilli()
-		if w.Deadline.IsZero() {
-			deadline = time.Now().Add(w.TTL).UnixMilli()
-		}
-		err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, m, deadline, time.Now().UnixMilli()).Err()
-		if err != nil {
-			return fmt.Errorf("redis: indexing session by owner: %w", err)
-		}
+// index adds the session whose HashToken is sum to w.Owner's index.
+func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.VersionedWrite) error {
+	deadline := w.Deadline.UnixMilli()
+	if w.Deadline.IsZero() {
+		deadline = time.Now().Add(w.TTL).UnixMilli()
 	}
-	if w.PreviousOwner != "" {
-		if err := b.client.ZRem(ctx, b.ownerKey(w.PreviousOwner), m).Err(); err != nil {
-			return fmt.Errorf("redis: indexing session by owner: %w", err)
-		}
+	err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, member(sum), deadline, time.Now().UnixMilli()).Err()
+	if err != nil {
+		return fmt.Errorf("redis: indexing session by owner: %w", err)
 	}
 	return nil
 }

@@ -11,8 +11,9 @@
 // response then carries that cookie. A handler that must not keep its
 // session changes when it fails should make them only once it knows it
 // will succeed, or Destroy the session. If the save itself fails, the
-// manager's error handler answers first, and Echo's finds the response
-// written.
+// manager's error handler answers first; Echo's error handler, which runs
+// after it, then fails to write its own response (with
+// sessions.ErrNotSaved) and logs that.
 package main
 
 import (

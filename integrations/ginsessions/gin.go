@@ -34,12 +34,19 @@ import (
 func Middleware[T any](mgr *sessions.Manager[T]) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ginWriter := c.Writer
+		reached := false
 		mgr.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reached = true
 			c.Request = r
 			c.Writer = &responseWriter{ResponseWriter: ginWriter, session: w}
 			c.Next()
 		})).ServeHTTP(ginWriter, c.Request)
 		c.Writer = ginWriter
+		if !reached {
+			// The middleware answered itself (WithAutoload, whose load
+			// failed): the rest of the chain must not run.
+			c.Abort()
+		}
 	}
 }
 

@@ -1,11 +1,15 @@
 package ginsessions_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/starsessions/sessions"
@@ -142,4 +146,36 @@ func Example() {
 	r.ServeHTTP(rec, req)
 	fmt.Println(rec.Body.String())
 	// Output: visit 2
+}
+
+// failingStore fails every call.
+type failingStore struct{}
+
+func (failingStore) Read(context.Context, string) ([]byte, bool, error) {
+	return nil, false, errors.New("store down")
+}
+
+func (failingStore) Write(context.Context, string, []byte, time.Duration) (string, error) {
+	return "", errors.New("store down")
+}
+
+func (failingStore) Remove(context.Context, string) error { return errors.New("store down") }
+
+// TestAutoloadFailureStopsTheChain makes the middleware answer itself: a
+// session that WithAutoload cannot load goes to the error handler, and no
+// handler of the chain runs after it.
+func TestAutoloadFailureStopsTheChain(t *testing.T) {
+	mgr := sessions.New[session](failingStore{}, sessions.WithAutoload(),
+		sessions.WithLogger(slog.New(slog.DiscardHandler)))
+	r := gin.New()
+	r.Use(ginsessions.Middleware(mgr))
+	ran := false
+	r.GET("/", func(c *gin.Context) { ran = true; c.String(http.StatusOK, "handler body") })
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(&http.Cookie{Name: "session", Value: sessions.NewID()})
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	if ran || rec.Code != http.StatusInternalServerError || strings.Contains(rec.Body.String(), "handler body") {
+		t.Errorf("handler ran %t, status %d, body %q; want only the error handler's 500", ran, rec.Code, rec.Body)
+	}
 }
