@@ -17,16 +17,16 @@ type Option func(*config)
 // config holds what the options set. Its zero value, completed by
 // [defaultConfig], is the documented default of every option.
 type config struct {
-	codec         Codec
-	autoload      bool
-	lifetime      time.Duration
-	idleTimeout   time.Duration
-	persistent    bool
-	errorHandler  func(http.ResponseWriter, *http.Request, error)
-	lastWriteWins bool
-	logger        *slog.Logger
-	audit         bool
-	validate      any // a func(context.Context, *T) error, checked by New
+	codec                Codec
+	autoload             bool
+	lifetime             time.Duration
+	idleTimeout          time.Duration
+	persistent           bool
+	errorHandler         func(http.ResponseWriter, *http.Request, error)
+	lastWriteWins        bool
+	logger               *slog.Logger
+	audit                bool
+	validate             any // a func(context.Context, *T) error, checked by New
 	clearSiteData        string
 	clearSiteDataCookies bool // the directives delete cookies
 

@@ -40,11 +40,11 @@ type saveInput struct {
 
 // A savePlan is what saving a session takes.
 type savePlan struct {
-	write       bool  // write the session's record
-	refreshOnly bool  // the write only brings the access time up to date
-	touch       bool  // extend the record's expiry instead of writing it
-	remove      bool  // remove the retired record (a write removes it itself)
-	expire      bool  // tell the client to drop its token
+	write       bool // write the session's record
+	refreshOnly bool // the write only brings the access time up to date
+	touch       bool // extend the record's expiry instead of writing it
+	remove      bool // remove the retired record (a write removes it itself)
+	expire      bool // tell the client to drop its token
 	// err is why the save cannot be done. Nothing is done then, but the
 	// removal of a destroyed session's record, which needs no new token.
 	err error
