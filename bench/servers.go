@@ -43,6 +43,11 @@ func RedisVariants(addr string) []Variant {
 			m := sessions.New[Session](sredis.New(client), sessions.WithCodec(sessions.Msgpack))
 			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) }, Close: func() { client.Close() }}
 		}},
+		{Name: "starsessions-redis-msgpack-idle", ReadOnly: true, New: func() Instance {
+			client := goredis.NewClient(&goredis.Options{Addr: addr})
+			m := sessions.New[Session](sredis.New(client), sessions.WithCodec(sessions.Msgpack), sessions.WithIdleTimeout(30*time.Minute))
+			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) }, Close: func() { client.Close() }}
+		}},
 		{Name: "scs-redisstore", New: func() Instance {
 			pool := &redigo.Pool{MaxIdle: 16, Dial: func() (redigo.Conn, error) { return redigo.Dial("tcp", addr) }}
 			sm := scs.New()
@@ -99,6 +104,12 @@ func PostgresVariants(dsn string) ([]Variant, error) {
 			pool, _ := pgxpool.New(ctx, dsn)
 			b := postgres.New(pool, postgres.WithTable("starsessions"), postgres.WithCleanupInterval(0))
 			m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack))
+			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) }, Close: func() { b.Close(); pool.Close() }}
+		}},
+		{Name: "starsessions-postgres-msgpack-idle", ReadOnly: true, New: func() Instance {
+			pool, _ := pgxpool.New(ctx, dsn)
+			b := postgres.New(pool, postgres.WithTable("starsessions"), postgres.WithCleanupInterval(0))
+			m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack), sessions.WithIdleTimeout(30*time.Minute))
 			return Instance{Handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) }, Close: func() { b.Close(); pool.Close() }}
 		}},
 		{Name: "scs-postgresstore", New: func() Instance {

@@ -197,7 +197,7 @@ func (b *Backend) write(w sessions.VersionedWrite, conditional bool) (string, er
 		if reclaimed || now-last < int64(time.Second) || !b.lastReclaim.CompareAndSwap(last, now) {
 			return "", ErrFull
 		}
-		b.sweep()
+		b.Sweep()
 	}
 }
 
@@ -376,15 +376,17 @@ func (b *Backend) sweepEvery(interval time.Duration) {
 		case <-b.stop:
 			return
 		case <-t.C:
-			b.sweep()
+			b.Sweep()
 		}
 	}
 }
 
-// sweep deletes expired records and reclaims their space, a shard at a
-// time. It finds them holding a shard's read lock, which reads share, and
-// takes the shard's write lock only to delete what it found, in batches.
-func (b *Backend) sweep() {
+// Sweep deletes expired records now and reclaims their space, a shard at a
+// time. The background sweep calls it; call it yourself when that is
+// turned off. It finds expired records holding a shard's read lock, which
+// reads share, and takes the shard's write lock only to delete what it
+// found, in batches, so that reads wait for it little.
+func (b *Backend) Sweep() {
 	var expired [][sha256.Size]byte
 	for i := range b.shards {
 		sh := &b.shards[i]

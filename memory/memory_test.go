@@ -101,7 +101,7 @@ func TestSweepFreesExpiredRecords(t *testing.T) {
 	if got := b.Len(); got != 2 {
 		t.Fatalf("before the sweep Len = %d, want 2", got)
 	}
-	b.sweep()
+	b.Sweep()
 	if got := b.Len(); got != 1 {
 		t.Errorf("after the sweep Len = %d, want 1", got)
 	}

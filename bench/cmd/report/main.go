@@ -183,6 +183,11 @@ func goals() []goal {
 			gs = append(gs, goal{s, v, floorOf(v), 1.3, nsOf, false}, goal{s, v, peerOf(v), 0.6, nsOf, false})
 		}
 	}
+	// An idle timeout costs a read on a server next to nothing: the
+	// record is touched once per hundredth of the timeout, not per read.
+	for _, v := range serverOurs {
+		gs = append(gs, goal{"read", v + "-idle", v, 1.1, nsOf, false})
+	}
 	// Header tokens cost a read no more than cookies do.
 	for _, sc := range []string{"read", "read-parallel"} {
 		gs = append(gs, goal{sc, "starsessions-memory-msgpack-header", "starsessions-memory-msgpack", 1.05, nsOf, false})
@@ -348,6 +353,8 @@ func main() {
 	in := flag.String("in", "results.txt", "benchmark output to read")
 	md := flag.String("md", "results.md", "Markdown table to write")
 	svg := flag.String("svg", "results.svg", "SVG chart to write")
+	scaleIn := flag.String("scale", "", "output of the scale benchmarks to read, if any; its tables go at the end of -md")
+	scaleSVG := flag.String("scalesvg", "results-scale.svg", "SVG chart of the scale benchmarks to write")
 	flag.Parse()
 	f, err := os.Open(*in)
 	if err != nil {
@@ -370,5 +377,33 @@ func main() {
 		if err := out.Close(); err != nil {
 			log.Fatal(err)
 		}
+	}
+	if *scaleIn == "" {
+		return
+	}
+	sf, err := os.Open(*scaleIn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sf.Close()
+	sr, err := parseScale(sf)
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, err := os.OpenFile(*md, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	writeScaleMarkdown(out, sr)
+	if err := out.Close(); err != nil {
+		log.Fatal(err)
+	}
+	out, err = os.Create(*scaleSVG)
+	if err != nil {
+		log.Fatal(err)
+	}
+	writeScaleSVG(out, sr)
+	if err := out.Close(); err != nil {
+		log.Fatal(err)
 	}
 }
