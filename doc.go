@@ -101,10 +101,19 @@
 // implements [Codec] works, but it must be deterministic: a codec that
 // encodes equal values differently makes unchanged sessions look changed,
 // which costs writes, causes needless conflicts, and stores new sessions
-// that still hold T's zero value. Data that no longer decodes, say after a
-// change to T, gives the client a new, empty session and a debug log line,
-// never an error page. Bytes from a backend that are not a session record at
-// all are a fault instead, reported as [ErrCorrupt].
+// that still hold T's zero value. Bytes from a backend that are not a
+// session record at all are a fault, reported as [ErrCorrupt].
+//
+// # Changing T
+//
+// With JSON and Msgpack, a stored session's top-level fields that T does
+// not know, written by a newer release, are kept by every save of this
+// one, so that two releases can serve the same users during a rolling
+// deploy. A field whose type changes migrates in the type's own decoding
+// hook (json.Unmarshaler, msgpack.CustomDecoder). Data that no longer
+// decodes gives the client a new, empty session and a warning, one per
+// burst, never an error page; sessionstest.Freeze catches such changes in
+// an application's own tests.
 //
 // # Backends
 //

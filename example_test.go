@@ -2,6 +2,7 @@ package sessions_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -269,4 +270,67 @@ func ExampleSession_SetPersistent() {
 	// Output:
 	// remembered: 2592000
 	// not remembered: 0
+}
+
+// Tier is a plan by name. It replaced a numeric plan code, and migrates
+// sessions stored with the old form as they are read: a field whose type
+// changes migrates in the type's own decoding hook (json.Unmarshaler here;
+// msgpack.CustomDecoder for the Msgpack codec).
+type Tier string
+
+var tierNames = []Tier{"free", "pro", "team"}
+
+func (t *Tier) UnmarshalJSON(b []byte) error {
+	var code int
+	if err := json.Unmarshal(b, &code); err == nil { // the old form
+		if code < 0 || code >= len(tierNames) {
+			return fmt.Errorf("unknown plan code %d", code)
+		}
+		*t = tierNames[code]
+		return nil
+	}
+	var name string
+	if err := json.Unmarshal(b, &name); err != nil {
+		return err
+	}
+	*t = Tier(name)
+	return nil
+}
+
+// Account is the session type after the change.
+type Account struct {
+	User string
+	Plan Tier // was Plan int
+}
+
+func Example_migration() {
+	store := memory.New()
+	defer store.Close()
+	// Release 1 stored its sessions with a numeric plan.
+	type accountV1 struct {
+		User string
+		Plan int
+	}
+	v1 := sessions.New[accountV1](store)
+	res := get(v1.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := v1.Get(r)
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
+		s.Update(func(a *accountV1) { a.User, a.Plan = "ann", 1 })
+	})), "/", nil)
+
+	// Release 2 reads them through Tier's migration: nobody is signed out.
+	v2 := sessions.New[Account](store)
+	h := v2.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := v2.Get(r)
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "%s %s new=%t", s.Value().User, s.Value().Plan, s.IsNew())
+	}))
+	fmt.Println(body(get(h, "/", res.Cookies()[0])))
+	// Output: ann pro new=false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -89,6 +90,7 @@ func (m *Manager[T]) adopt(ctx context.Context, s *Session[T], token string, dat
 	if err := m.codec.Unmarshal(payload, &s.data); err != nil {
 		var zero T
 		s.data = zero
+		m.warnUndecodable(ctx, token, h.owner, err)
 		return "cannot decode session data: " + err.Error(), nil
 	}
 	s.id = token
@@ -134,4 +136,43 @@ func (m *Manager[T]) validate(ctx context.Context, s *Session[T]) error {
 	default:
 		return fmt.Errorf("sessions: validating session: %w", err)
 	}
+}
+
+// warnUndecodable logs, at warning level, that a stored session no longer
+// decodes into T: a change to T that needed a migration signs users out,
+// and an operator must see it at once. One line per burst: the next one
+// says how many it left out.
+func (m *Manager[T]) warnUndecodable(ctx context.Context, token, owner string, err error) {
+	handle := handleOf(token)
+	m.audit(ctx, "undecodable", handle, owner, "err", err)
+	if ok, suppressed := m.undecodable.allow(m.now()); ok {
+		var zero T
+		m.logger().WarnContext(ctx, "sessions: a stored session no longer decodes into the session type; its client gets a new, empty session",
+			"type", fmt.Sprintf("%T", zero), "handle", handle, "err", err, "suppressed", suppressed)
+	}
+}
+
+// A burstLog lets one log line through per interval, and counts the
+// others.
+type burstLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// burstInterval is how long a burstLog keeps quiet after a line.
+const burstInterval = time.Minute
+
+// allow reports whether a line may be logged at now, and how many were
+// left out since the last one.
+func (b *burstLog) allow(now time.Time) (bool, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() && now.Sub(b.last) < burstInterval {
+		b.suppressed++
+		return false, 0
+	}
+	n := b.suppressed
+	b.last, b.suppressed = now, 0
+	return true, n
 }

@@ -26,7 +26,14 @@ type Manager[T any] struct {
 	toucher   Toucher          // backend as a Toucher, or nil
 	index     OwnerIndex       // backend as an OwnerIndex, or nil
 	appender  AppendMarshaler  // codec as an AppendMarshaler, or nil
-	validator func(context.Context, *T) error
+	// fields takes the codec's encodings apart at the top level, and
+	// known is the keys T decodes; both are nil with a codec that cannot.
+	fields fieldCodec
+	known  *fieldSet
+	// undecodable limits the warnings about sessions that no longer
+	// decode to one per burst.
+	undecodable burstLog
+	validator   func(context.Context, *T) error
 	// tagged is set when the backend does not bind tokens to the cookie
 	// name itself: records then carry tag, the name's tag.
 	tagged bool
@@ -96,6 +103,11 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 		m.validator = v
 	}
 	m.appender, _ = m.codec.(AppendMarshaler)
+	if fc, ok := m.codec.(fieldCodec); ok {
+		if known := fc.fields(reflect.TypeFor[T]()); known != nil {
+			m.fields, m.known = fc, known
+		}
+	}
 	var zero T
 	zp, err := m.codec.Marshal(&zero)
 	if err != nil {

@@ -292,7 +292,7 @@ func (m *Manager[T]) changesLocked(s *Session[T], buf *[]byte) (frame, bool, err
 	if !s.forceSave && (!s.exposed || s.unchangedSinceSnapshotLocked()) {
 		return nil, false, nil
 	}
-	f, err := m.encodeFrame((*buf)[:0], &s.data)
+	f, err := m.encodeSession((*buf)[:0], s)
 	if err != nil {
 		return nil, false, fmt.Errorf("sessions: encoding session: %w", err)
 	}
@@ -386,6 +386,26 @@ func putFrame(b *[]byte) {
 	if cap(*b) <= 64<<10 { // let the odd huge session go to the collector
 		frames.Put(b)
 	}
+}
+
+// encodeSession encodes s's value into a frame built on dst, with the
+// fields of the loaded record that T does not know: a newer release wrote
+// them, and a save by this one must not drop them.
+func (m *Manager[T]) encodeSession(dst []byte, s *Session[T]) (frame, error) {
+	f, err := m.encodeFrame(dst, &s.data)
+	if err != nil || m.fields == nil {
+		return f, err
+	}
+	unknown := unknownPairs(m.fields, m.known, s.loadedPayload)
+	if len(unknown) == 0 {
+		return f, nil
+	}
+	pairs, ok := m.fields.split(nil, f.payload())
+	if !ok {
+		return f, nil
+	}
+	merged := make(frame, maxRecordHeader, maxRecordHeader+len(f.payload())+len(s.loadedPayload))
+	return m.fields.join(merged, append(pairs, unknown...)), nil
 }
 
 // encodeFrame encodes v into a frame built on dst.
@@ -564,7 +584,7 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) 
 	}
 	s.data = v
 	s.loadedPayload = current
-	return m.encodeFrame(nil, &s.data)
+	return m.encodeSession(nil, s)
 }
 
 // reload reads the record the request loaded again, after a conflict, and

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -247,5 +248,64 @@ func TestAuditExpiredOnServer(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"created", "expired on load"}, events); diff != "" {
 		t.Errorf("audit events (-want +got):\n%s", diff)
+	}
+}
+
+// TestUndecodableWarnsOncePerBurst loads sessions that no longer decode
+// into the session type, as after a change to it without a migration: the
+// operator sees one warning per burst, with the handle and the error and
+// never the token, and the audit trail records each.
+func TestUndecodableWarnsOncePerBurst(t *testing.T) {
+	clock := newFakeClock()
+	fb := newFakeBackend(clock)
+	old := newManager[struct{ Visits string }](clock, fb)
+	var tokens []string
+	for range 3 {
+		rec := httptest.NewRecorder()
+		old.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, _ := old.Get(r)
+			s.Data().Visits = "many"
+		})).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		tokens = append(tokens, rec.Result().Cookies()[0].Value)
+	}
+	var logs bytes.Buffer
+	m := newManager[profile](clock, fb, sessions.WithLogger(newJSONLogger(&logs)), sessions.WithAuditTrail())
+	read := func(token string) string {
+		br := &browser{t: t, h: routes(m, standardActs), cookie: &http.Cookie{Name: "session", Value: token}}
+		return body(br.do("GET", "/read"))
+	}
+	for _, tok := range tokens {
+		if got := read(tok); !strings.HasSuffix(got, "new=true") {
+			t.Fatalf("an undecodable session reads %q, want a new one", got)
+		}
+	}
+	clock.Advance(2 * time.Minute) // the burst is over
+	read(tokens[0])
+	var warnings, audits []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		switch {
+		case e["level"] == "WARN":
+			warnings = append(warnings, e)
+		case e["msg"] == "sessions: audit" && e["event"] == "undecodable":
+			audits = append(audits, e)
+		}
+	}
+	if len(warnings) != 2 {
+		t.Fatalf("%d warnings for two bursts, want 2: %s", len(warnings), logs.String())
+	}
+	if warnings[0]["handle"] == nil || warnings[0]["err"] == nil || warnings[1]["suppressed"] != float64(2) {
+		t.Errorf("warnings %v: want the handle, the error, and the second one counting the 2 left out", warnings)
+	}
+	if len(audits) != 4 {
+		t.Errorf("%d audit entries, want one per undecodable load, 4", len(audits))
+	}
+	for _, tok := range tokens {
+		if strings.Contains(logs.String(), tok) {
+			t.Errorf("a token appears in the log")
+		}
 	}
 }

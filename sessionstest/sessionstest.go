@@ -56,7 +56,11 @@ type Subject struct {
 
 // newManager returns a manager over b on the subject's clock.
 func (s env) newManager(b sessions.Backend, opts ...sessions.Option) *sessions.Manager[suiteSession] {
-	m := sessions.New[suiteSession](b, opts...)
+	return withSubjectClock(s, sessions.New[suiteSession](b, opts...))
+}
+
+// withSubjectClock sets m's clock to the subject's, if it has one.
+func withSubjectClock[T any](s env, m *sessions.Manager[T]) *sessions.Manager[T] {
 	if s.Now != nil {
 		seam.SetNow(m, s.Now)
 	}
@@ -113,6 +117,7 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerOwnersUnsupported", run: testManagerOwnersUnsupported},
 		{name: "ManagerTokenHeader", run: testManagerTokenHeader},
 		{name: "ManagerIdleTouchesRarely", stateful: true, run: testManagerIdleTouchesRarely},
+		{name: "ManagerRollingDeploy", run: testManagerRollingDeploy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
