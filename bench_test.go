@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -130,5 +131,46 @@ func benchScenario(b *testing.B, m *sessions.Manager[benchSession], withCookie b
 		if rec.Code != http.StatusNoContent {
 			b.Fatalf("status %d", rec.Code)
 		}
+	}
+}
+
+// BenchmarkConflict measures a save of a change made through Data that
+// meets another request's save of another field: the reload, the field
+// merge and the second write, against the same save without the other
+// request. Merging runs only after a conflict; the uncontended path is
+// BenchmarkRequest's write.
+func BenchmarkConflict(b *testing.B) {
+	store := memory.New()
+	defer store.Close()
+	ctx := context.Background()
+	m := sessions.New[benchSession](store, sessions.WithCodec(sessions.Msgpack))
+	s, _ := m.Open(ctx, "")
+	s.Update(func(v *benchSession) { *v = fullSession() })
+	if err := s.Save(ctx); err != nil {
+		b.Fatal(err)
+	}
+	token := s.Token()
+	for _, conflict := range []bool{false, true} {
+		name := "alone"
+		if conflict {
+			name = "merged"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				mine, _ := m.Open(ctx, token)
+				if conflict {
+					other, _ := m.Open(ctx, token)
+					other.Data().Count++
+					if err := other.Save(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				mine.Data().Seen = mine.Data().Seen.Add(time.Second)
+				if err := mine.Save(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -35,12 +35,17 @@ type interleaving struct {
 }
 
 var interleavedActs = map[string]func(s *sessions.Session[profile]){
-	"/read":        read,
-	"/update":      func(s *sessions.Session[profile]) { s.Update(func(p *profile) { p.Visits++ }) },
-	"/update10":    func(s *sessions.Session[profile]) { s.Update(func(p *profile) { p.Visits += 10 }) },
-	"/data-name":   func(s *sessions.Session[profile]) { s.Data().Name = "fast" },
-	"/data-visits": func(s *sessions.Session[profile]) { s.Data().Visits = 100 },
-	"/logout":      func(s *sessions.Session[profile]) { s.Destroy() },
+	"/read":          read,
+	"/update":        func(s *sessions.Session[profile]) { s.Update(func(p *profile) { p.Visits++ }) },
+	"/update10":      func(s *sessions.Session[profile]) { s.Update(func(p *profile) { p.Visits += 10 }) },
+	"/data-name":     func(s *sessions.Session[profile]) { s.Data().Name = "fast" },
+	"/data-visits":   func(s *sessions.Session[profile]) { s.Data().Visits = 100 },
+	"/data-visits50": func(s *sessions.Session[profile]) { s.Data().Visits = 50 },
+	"/data-name-update": func(s *sessions.Session[profile]) {
+		s.Data().Name = "fast"
+		s.Update(func(p *profile) { p.Visits++ })
+	},
+	"/logout": func(s *sessions.Session[profile]) { s.Destroy() },
 	"/login": func(s *sessions.Session[profile]) {
 		s.Regenerate()
 		s.Update(func(p *profile) { p.Name = "ann" })
@@ -153,21 +158,47 @@ func TestConcurrentUpdatesBothKept(t *testing.T) {
 	}
 }
 
-func TestConcurrentDataWritersConflict(t *testing.T) {
-	it := newInterleaving(t)
-	c := it.session()
-	slow, fast := it.race(c, "/data-visits", "/data-name")
-	if fast.Code != http.StatusOK {
-		t.Fatalf("fast request: %d", fast.Code)
+// TestConcurrentDataWriters races two requests that change the session
+// through Data: changes to different fields are merged, changes of one
+// field to one value agree, and only changes of one field to different
+// values conflict, the first saver's kept.
+func TestConcurrentDataWriters(t *testing.T) {
+	tests := []struct {
+		name, slow, fast string
+		wantSlow         int
+		wantRead         string
+	}{
+		{"different fields", "/data-visits", "/data-name", http.StatusOK, "name=fast visits=100 "},
+		{"one field, one value", "/data-visits", "/data-visits", http.StatusOK, "name= visits=100 "},
+		{"one field, two values", "/data-visits", "/data-visits50", http.StatusConflict, "name= visits=50 "},
+		{"Data beside another's Update", "/data-name", "/update", http.StatusOK, "name=fast visits=2 "},
+		{"Data against another's Update of the field", "/data-visits", "/update", http.StatusConflict, "name= visits=2 "},
+		{"Update beside another's Data", "/update", "/data-name", http.StatusOK, "name=fast visits=2 "},
+		{"Data and Update beside another's Data", "/data-name-update", "/data-visits50", http.StatusOK, "name=fast visits=51 "},
 	}
-	if slow.Code != http.StatusConflict || !errors.Is(it.handled(), sessions.ErrConflict) {
-		t.Errorf("slow request: status %d; want 409 and ErrConflict at the error handler", slow.Code)
-	}
-	if strings.Contains(slow.Body.String(), "visits=100") {
-		t.Errorf("the conflicting response's body went out: %q", slow.Body)
-	}
-	if got := it.reads(c); !strings.Contains(got, "name=fast visits=1 ") {
-		t.Errorf("the session reads %q; want the fast change kept and the slow one refused", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			it := newInterleaving(t)
+			c := it.session()
+			slow, fast := it.race(c, tt.slow, tt.fast)
+			if fast.Code != http.StatusOK {
+				t.Fatalf("fast request: %d", fast.Code)
+			}
+			if slow.Code != tt.wantSlow {
+				t.Errorf("slow request: status %d, want %d", slow.Code, tt.wantSlow)
+			}
+			if tt.wantSlow == http.StatusConflict {
+				if !errors.Is(it.handled(), sessions.ErrConflict) {
+					t.Errorf("the error handler did not see ErrConflict")
+				}
+				if strings.Contains(slow.Body.String(), "visits=") {
+					t.Errorf("the conflicting response's body went out: %q", slow.Body)
+				}
+			}
+			if got := it.reads(c); !strings.Contains(got, tt.wantRead) {
+				t.Errorf("the session reads %q, want %q", got, tt.wantRead)
+			}
+		})
 	}
 }
 

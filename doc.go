@@ -54,9 +54,11 @@
 // implements [VersionedBackend], such as memory, Redis and PostgreSQL: each
 // record carries a version, and a save succeeds only over the version its
 // request loaded. When it meets a newer one, the manager reloads the record
-// and replays the changes the request made through [Session.Update];
-// changes made through [Session.Data] cannot be replayed, and fail with
-// [ErrConflict] (409 by default) rather than overwrite the other request's.
+// and replays the changes the request made through [Session.Update]; changes
+// made through [Session.Data] are merged field by field (top-level fields,
+// with the JSON and msgpack codecs), and fail with [ErrConflict] (409 by
+// default) only when another request changed the same field to another
+// value, rather than overwrite it.
 // A destroyed or regenerated session is never brought back by a request
 // that was still running. Conflicts arise between the requests of one
 // process as well as between processes: a lock per session orders the saves

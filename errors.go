@@ -18,8 +18,9 @@ var ErrNotSaved = errors.New("sessions: response abandoned because the session c
 
 // ErrConflict reports that a session changed in another request between
 // this request's load and its save, and this request's changes could not be
-// merged: they were made through [Session.Data] rather than
-// [Session.Update], or the session was destroyed or regenerated meanwhile.
+// merged: a field it changed through [Session.Data] was changed by the other
+// request too, to another value (or the codec cannot take fields apart), or
+// the session was destroyed, regenerated or revoked meanwhile.
 // The default error handler answers it with 409 Conflict. Backends that
 // implement [VersionedBackend] return it, wrapped or not, from their
 // conditional methods.

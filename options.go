@@ -120,9 +120,12 @@ func WithIdleTimeout(d time.Duration) Option {
 
 // WithLastWriteWins turns conflict detection off: a save replaces whatever
 // another request saved since this one loaded the session, as in most
-// session libraries. Without it, and with a [VersionedBackend], a request
-// whose changes made through [Session.Data] meet a concurrent change fails
-// with [ErrConflict] instead of overwriting it.
+// session libraries. Without it, and with a [VersionedBackend], a request's
+// changes are replayed ([Session.Update]) or merged field by field
+// ([Session.Data]) with the other request's, and a change of a field that
+// the other request changed to another value fails with [ErrConflict]
+// instead of overwriting it. A session destroyed or revoked meanwhile stays
+// so either way.
 func WithLastWriteWins() Option { return func(c *config) { c.lastWriteWins = true } }
 
 // WithErrorHandler sets the function that answers a request whose session

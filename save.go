@@ -535,7 +535,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 				if m.lastWriteWins {
 					_, _, err = m.reload(ctx, s)
 				} else {
-					f, err = m.rebase(ctx, s, f.payload())
+					f, err = m.rebase(ctx, s)
 				}
 				if !moving && s.stored {
 					target, previous = s.version, s.loadedOwner
@@ -555,10 +555,13 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 	}
 }
 
-// rebase replaces s's value with the current record plus s's updates, and
-// returns its encoding. It fails with ErrConflict when s holds changes that
-// cannot be replayed, or when the record is gone.
-func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) (frame, error) {
+// rebase replaces s's value with the current record and s's changes, and
+// returns its encoding. Changes made through Update are replayed on the
+// current record; changes made through Data are merged into it field by
+// field (see merge). It fails with ErrConflict when the record is gone, or
+// when a field that s changed through Data was changed by another request
+// too, to another value.
+func (m *Manager[T]) rebase(ctx context.Context, s *Session[T]) (frame, error) {
 	// The session's changes are replayable if its updates, applied to what
 	// was loaded, give what it holds now.
 	var replayed T
@@ -568,9 +571,19 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) 
 	for _, fn := range s.updates {
 		fn(&replayed)
 	}
-	if p, err := m.codec.Marshal(&replayed); err != nil || !bytes.Equal(p, payload) {
-		return nil, fmt.Errorf("%w: changes made through Data cannot be merged; use Session.Update", ErrConflict)
+	base, err := m.codec.Marshal(&replayed)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: encoding session: %w", err)
 	}
+	mine, err := m.codec.Marshal(&s.data)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: encoding session: %w", err)
+	}
+	replayable := bytes.Equal(base, mine)
+	if !replayable && m.fields == nil {
+		return nil, fmt.Errorf("%w: changes made through Data cannot be merged with this codec; use Session.Update", ErrConflict)
+	}
+	loaded := s.loadedPayload
 	_, current, err := m.reload(ctx, s)
 	if err != nil {
 		return nil, err
@@ -582,9 +595,12 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T], payload []byte) 
 	for _, fn := range s.updates {
 		fn(&v)
 	}
-	s.data = v
 	s.loadedPayload = current
-	return m.encodeSession(nil, s)
+	if replayable {
+		s.data = v
+		return m.encodeSession(nil, s)
+	}
+	return m.merge(s, loaded, base, mine, current, v)
 }
 
 // reload reads the record the request loaded again, after a conflict, and

@@ -92,9 +92,11 @@ type Session[T any] struct {
 // an unchanged value costs two such copies.
 //
 // Changes made through the pointer cannot be replayed on a session that
-// another request saved meanwhile; prefer [Session.Update] for them. Access
-// through the pointer is not synchronized with the Session's methods; see
-// [Session].
+// another request saved meanwhile, but they are merged with it field by
+// field: they fail with [ErrConflict] only when the other request changed
+// the same top-level field to another value. Prefer [Session.Update] for
+// read-modify-write changes, such as counters. Access through the pointer
+// is not synchronized with the Session's methods; see [Session].
 func (s *Session[T]) Data() *T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,8 +148,8 @@ func (s *Session[T]) Value() T {
 // must not call the Session's methods. Calls from several goroutines are
 // serialized.
 //
-// Changes made through [Session.Data] cannot be replayed; see
-// [ErrConflict].
+// Changes made through [Session.Data] cannot be replayed, only merged
+// field by field; see [ErrConflict].
 func (s *Session[T]) Update(fn func(*T)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -325,5 +326,57 @@ func TestNotesBoundUnderBurst(t *testing.T) {
 	wg.Wait()
 	if _, page := u.get("/"); strings.Count(page, "<li>n</li>") > maxNotes {
 		t.Errorf("%d notes after a burst, the bound is %d", strings.Count(page, "<li>n</li>"), maxNotes)
+	}
+}
+
+// TestBurstOnOneSession does what a single-page app or a second tab does:
+// 20 clients send 10 requests each at once, on one session. Every one is
+// answered with the page, and every visit is counted.
+func TestBurstOnOneSession(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	srv := serveExample(t, store)
+	u := newUser(t, srv)
+	u.post("/login", url.Values{"name": {"Ada"}})
+	cookie := u.cookie()
+	visits := func(page string) int {
+		m := regexp.MustCompile(`<strong>(\d+)</strong> time`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no visit count in %s", page)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	_, page := u.get("/")
+	before := visits(page)
+	const clients, requests = 20, 10
+	codes := make(chan int, clients*requests)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range requests {
+				req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+				req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+				res, err := http.DefaultTransport.RoundTrip(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				res.Body.Close()
+				codes <- res.StatusCode
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != http.StatusOK {
+			t.Errorf("a response of the burst: %d", code)
+		}
+	}
+	if _, page := u.get("/"); visits(page) != before+clients*requests+1 {
+		t.Errorf("%d visits after the burst, want %d", visits(page), before+clients*requests+1)
 	}
 }

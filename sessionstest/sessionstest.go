@@ -118,6 +118,7 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerTokenHeader", run: testManagerTokenHeader},
 		{name: "ManagerIdleTouchesRarely", stateful: true, run: testManagerIdleTouchesRarely},
 		{name: "ManagerRollingDeploy", run: testManagerRollingDeploy},
+		{name: "ManagerMerge", stateful: true, run: testManagerMerge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
