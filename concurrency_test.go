@@ -428,3 +428,46 @@ func TestRetriesAreBoundedWithBackoff(t *testing.T) {
 		}
 	}
 }
+
+// newerProfile is profile as a newer release has it, with a field more.
+type newerProfile struct {
+	Name   string
+	Visits int
+	Roles  []string
+	Prefs  map[string]string
+	Extra  string
+}
+
+// TestMergeKeepsUnknownFields merges two disjoint changes made through
+// Data on a session a newer release wrote: the newer release's field,
+// which neither request's type knows, survives the merge.
+func TestMergeKeepsUnknownFields(t *testing.T) {
+	it := newInterleaving(t)
+	newer := sessions.New[newerProfile](it.store)
+	h := newer.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := newer.Get(r)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if r.URL.Path == "/write" {
+			s.Update(func(p *newerProfile) { p.Extra = "kept"; p.Visits = 1 })
+		}
+		fmt.Fprint(w, s.Value().Extra, " ", s.Value().Name, " ", s.Value().Visits)
+	}))
+	req := httptest.NewRequest("GET", "/write", nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	c := rec.Result().Cookies()[0]
+	slow, fast := it.race(c, "/data-visits", "/data-name")
+	if slow.Code != http.StatusOK || fast.Code != http.StatusOK {
+		t.Fatalf("status slow %d, fast %d; want both merged", slow.Code, fast.Code)
+	}
+	req = httptest.NewRequest("GET", "/read", nil)
+	req.AddCookie(c)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if got := rec.Body.String(); got != "kept fast 100" {
+		t.Errorf("the newer release reads %q, want %q", got, "kept fast 100")
+	}
+}
