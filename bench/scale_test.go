@@ -64,59 +64,43 @@ func otherID(i int) string {
 func tokenOf(cookie string) string { return strings.TrimPrefix(cookie, "session=") }
 
 func memoryScaleStores() []func() scaleStore {
-	star := func(name string, newStore func() (sessions.Backend, func(tb testing.TB, token string) []byte, func(ctx context.Context, id string, data []byte) error, func())) func() scaleStore {
+	// inProcess measures one of our in-process stores, reached only
+	// through the Backend interface so both designs get the same calls.
+	type inProcessStore interface {
+		sessions.Backend
+		Close() error
+	}
+	inProcess := func(name string, newStore func() inProcessStore) func() scaleStore {
 		return func() scaleStore {
-			b, sample, write, closeStore := newStore()
+			b := newStore()
 			m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack))
 			mi := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack), sessions.WithIdleTimeout(30*time.Minute))
 			return scaleStore{
 				name:    name,
 				handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) },
 				idle:    func(s Scenario) http.Handler { return starHandler(mi, s, viaValue) },
-				sample:  sample,
+				sample: func(tb testing.TB, token string) []byte {
+					data, _, err := b.Read(context.Background(), token)
+					if err != nil || data == nil {
+						tb.Fatalf("no sample: %v", err)
+					}
+					return data
+				},
 				fill: func(tb testing.TB, data []byte, from, to int) {
 					ctx := context.Background()
 					for i := from; i < to; i++ {
-						if err := write(ctx, otherID(i), data); err != nil {
+						if _, err := b.Write(ctx, otherID(i), data, time.Hour); err != nil {
 							tb.Fatal(err)
 						}
 					}
 				},
-				close: closeStore,
+				close: func() { b.Close() },
 			}
 		}
 	}
 	return []func() scaleStore{
-		star("starsessions-memory", func() (sessions.Backend, func(testing.TB, string) []byte, func(context.Context, string, []byte) error, func()) {
-			b := memory.New(memory.WithSweepInterval(0))
-			sample := func(tb testing.TB, token string) []byte {
-				data, _, err := b.Read(context.Background(), token)
-				if err != nil || data == nil {
-					tb.Fatalf("no sample: %v", err)
-				}
-				return data
-			}
-			write := func(ctx context.Context, id string, data []byte) error {
-				_, err := b.Write(ctx, id, data, time.Hour)
-				return err
-			}
-			return b, sample, write, func() { b.Close() }
-		}),
-		star("starsessions-memory-syncmap", func() (sessions.Backend, func(testing.TB, string) []byte, func(context.Context, string, []byte) error, func()) {
-			b := syncmapstore.New(syncmapstore.WithSweepInterval(0))
-			sample := func(tb testing.TB, token string) []byte {
-				data, _, err := b.Read(context.Background(), token)
-				if err != nil || data == nil {
-					tb.Fatalf("no sample: %v", err)
-				}
-				return data
-			}
-			write := func(ctx context.Context, id string, data []byte) error {
-				_, err := b.Write(ctx, id, data, time.Hour)
-				return err
-			}
-			return b, sample, write, func() { b.Close() }
-		}),
+		inProcess("starsessions-memory", func() inProcessStore { return memory.New(memory.WithSweepInterval(0)) }),
+		inProcess("starsessions-memory-syncmap", func() inProcessStore { return syncmapstore.New(syncmapstore.WithSweepInterval(0)) }),
 		func() scaleStore {
 			store := memstore.NewWithCleanupInterval(0)
 			sm := scs.New()

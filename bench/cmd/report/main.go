@@ -188,6 +188,8 @@ func goals() []goal {
 	for _, v := range serverOurs {
 		gs = append(gs, goal{"read", v + "-idle", v, 1.1, nsOf, false})
 	}
+	// A new session on Redis costs no more than scs's redisstore.
+	gs = append(gs, goal{"new", "starsessions-redis-msgpack", "scs-redisstore", 1.0, nsOf, false})
 	// Header tokens cost a read no more than cookies do.
 	for _, sc := range []string{"read", "read-parallel"} {
 		gs = append(gs, goal{sc, "starsessions-memory-msgpack-header", "starsessions-memory-msgpack", 1.05, nsOf, false})
