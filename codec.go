@@ -31,7 +31,9 @@ type AppendMarshaler interface {
 
 // JSON is the default [Codec]: encoding/json, readable and portable. With
 // it and with [Msgpack], a save keeps the stored session's top-level fields
-// that T does not know; with a Codec of one's own, it drops them.
+// that T does not know; with a Codec of one's own, or a T that has
+// encoding methods of its own (MarshalJSON, EncodeMsgpack and the like), it
+// drops them.
 var JSON Codec = jsonCodec{}
 
 // Msgpack is a [Codec] built on github.com/vmihailenco/msgpack/v5. Its

@@ -45,6 +45,12 @@ var interleavedActs = map[string]func(s *sessions.Session[profile]){
 		s.Data().Name = "fast"
 		s.Update(func(p *profile) { p.Visits++ })
 	},
+	// The handler saves itself and goes on whatever Save says: the save
+	// when its response goes out must not then succeed where Save failed.
+	"/data-visits-save": func(s *sessions.Session[profile]) {
+		s.Data().Visits = 100
+		s.Save(context.Background())
+	},
 	"/logout": func(s *sessions.Session[profile]) { s.Destroy() },
 	"/login": func(s *sessions.Session[profile]) {
 		s.Regenerate()
@@ -175,6 +181,7 @@ func TestConcurrentDataWriters(t *testing.T) {
 		{"Data against another's Update of the field", "/data-visits", "/update", http.StatusConflict, "name= visits=2 "},
 		{"Update beside another's Data", "/update", "/data-name", http.StatusOK, "name=fast visits=2 "},
 		{"Data and Update beside another's Data", "/data-name-update", "/data-visits50", http.StatusOK, "name=fast visits=51 "},
+		{"a refused merge saved again", "/data-visits-save", "/data-visits50", http.StatusConflict, "name= visits=50 "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -469,5 +476,63 @@ func TestMergeKeepsUnknownFields(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if got := rec.Body.String(); got != "kept fast 100" {
 		t.Errorf("the newer release reads %q, want %q", got, "kept fast 100")
+	}
+}
+
+// lowerProfile is profile as a later release may declare it, with JSON
+// keys in lower case: encoding/json reads either spelling into either type.
+type lowerProfile struct {
+	Name   string            `json:"name"`
+	Visits int               `json:"visits"`
+	Roles  []string          `json:"roles"`
+	Prefs  map[string]string `json:"prefs"`
+}
+
+// TestMergeAcrossKeySpellings races a change through Data by this release
+// with one by a release that spells the keys in lower case: the same field
+// is the same field, however the other release spells it.
+func TestMergeAcrossKeySpellings(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		set      func(*lowerProfile)
+		wantSlow int
+		wantRead string
+	}{
+		{"same field", func(p *lowerProfile) { p.Visits = 50 }, http.StatusConflict, "name= visits=50 "},
+		{"other field", func(p *lowerProfile) { p.Name = "later" }, http.StatusOK, "name=later visits=100 "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			it := newInterleaving(t)
+			later := sessions.New[lowerProfile](it.store)
+			h := later.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s, err := later.Get(r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.URL.Path == "/set" {
+					tt.set(s.Data())
+				} else {
+					s.Update(func(p *lowerProfile) { p.Visits = 1 })
+				}
+			}))
+			req := httptest.NewRequest("GET", "/start", nil)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			c := rec.Result().Cookies()[0]
+			done := make(chan *httptest.ResponseRecorder)
+			go func() { done <- it.do("/slow/data-visits", c) }()
+			<-it.loaded
+			req = httptest.NewRequest("GET", "/set", nil)
+			req.AddCookie(c)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			close(it.proceed)
+			if slow := <-done; slow.Code != tt.wantSlow {
+				t.Errorf("this release's request: status %d, want %d", slow.Code, tt.wantSlow)
+			}
+			if got := it.reads(c); !strings.Contains(got, tt.wantRead) {
+				t.Errorf("the session reads %q, want %q", got, tt.wantRead)
+			}
+		})
 	}
 }

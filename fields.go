@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/starsessions/sessions/internal/fieldname"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The JSON and msgpack codecs encode a struct as a map from field names to
@@ -119,28 +121,67 @@ func newFieldSet(t reflect.Type, tag string, fold bool) *fieldSet {
 	return fs
 }
 
-// unknownPairs returns the pairs of data, an encoding of a T, whose keys T
-// does not know: fields that a newer release wrote.
-func unknownPairs(fc fieldCodec, fs *fieldSet, data []byte) []pair {
-	if fc == nil || fs == nil || len(data) == 0 || !fc.anyUnknown(data, fs) {
-		return nil
+// appendUnknown appends to pairs the pairs of data, an encoding of a T,
+// whose keys T does not know: fields that a newer release wrote. A key that
+// pairs already holds is not appended twice, whatever fs says: a decoder
+// takes the last of two equal keys, which would bring back an old value.
+func appendUnknown(pairs []pair, fs *fieldSet, fc fieldCodec, data []byte) []pair {
+	if len(data) == 0 || !fc.anyUnknown(data, fs) {
+		return pairs
 	}
-	pairs, ok := fc.split(nil, data)
+	all, ok := fc.split(nil, data)
 	if !ok {
-		return nil
+		return pairs
 	}
-	var unknown []pair
-	for _, p := range pairs {
-		if !fs.has(p.key) {
-			unknown = append(unknown, p)
+	have := len(pairs)
+	for _, p := range all {
+		if !fs.has(p.key) && !fs.among(p.key, pairs[:have]) {
+			pairs = append(pairs, p)
 		}
 	}
-	return unknown
+	return pairs
+}
+
+// among reports whether one of pairs has key, compared as the codec
+// compares keys.
+func (fs *fieldSet) among(key []byte, pairs []pair) bool {
+	for _, p := range pairs {
+		if bytes.Equal(p.key, key) || fs.fold && equalFold(string(p.key), key) {
+			return true
+		}
+	}
+	return false
 }
 
 // JSON objects.
 
-func (jsonCodec) fields(t reflect.Type) *fieldSet { return newFieldSet(t, "json", true) }
+func (jsonCodec) fields(t reflect.Type) *fieldSet {
+	if encodesItself(t, jsonMethods) {
+		return nil
+	}
+	return newFieldSet(t, "json", true)
+}
+
+// jsonMethods are the methods by which a type takes its JSON encoding or
+// decoding into its own hands.
+var jsonMethods = []reflect.Type{
+	reflect.TypeFor[json.Marshaler](), reflect.TypeFor[json.Unmarshaler](),
+	reflect.TypeFor[encoding.TextMarshaler](), reflect.TypeFor[encoding.TextUnmarshaler](),
+}
+
+// encodesItself reports whether t, or a pointer to t, has one of methods:
+// its encoding is then whatever its methods make it, so the top level is
+// not taken apart. A struct whose encoding method reads a key of its own
+// would otherwise find it carried as unknown, and read its stale copy back
+// on every load.
+func encodesItself(t reflect.Type, methods []reflect.Type) bool {
+	for _, m := range methods {
+		if t.Implements(m) || reflect.PointerTo(t).Implements(m) {
+			return true
+		}
+	}
+	return false
+}
 
 func (jsonCodec) join(dst []byte, pairs []pair) []byte {
 	dst = append(dst, '{')
@@ -313,7 +354,40 @@ func jsonValue(data []byte, i int) (int, bool) {
 
 // msgpack maps.
 
-func (msgpackCodec) fields(t reflect.Type) *fieldSet { return newFieldSet(t, "msgpack", false) }
+func (msgpackCodec) fields(t reflect.Type) *fieldSet {
+	if encodesItself(t, msgpackMethods) || msgpackArray(t) {
+		return nil
+	}
+	return newFieldSet(t, "msgpack", false)
+}
+
+// msgpackMethods are the methods by which a type takes its msgpack
+// encoding or decoding into its own hands.
+var msgpackMethods = []reflect.Type{
+	reflect.TypeFor[msgpack.CustomEncoder](), reflect.TypeFor[msgpack.CustomDecoder](),
+	reflect.TypeFor[msgpack.Marshaler](), reflect.TypeFor[msgpack.Unmarshaler](),
+	reflect.TypeFor[encoding.BinaryMarshaler](), reflect.TypeFor[encoding.BinaryUnmarshaler](),
+	reflect.TypeFor[encoding.TextMarshaler](), reflect.TypeFor[encoding.TextUnmarshaler](),
+}
+
+// msgpackArray reports whether msgpack encodes the struct type t as an
+// array, as its _msgpack field's as_array option asks.
+func msgpackArray(t reflect.Type) bool {
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	f, ok := t.FieldByName("_msgpack")
+	if !ok {
+		return false
+	}
+	_, opts, _ := strings.Cut(f.Tag.Get("msgpack"), ",")
+	for o := range strings.SplitSeq(opts, ",") {
+		if o = strings.TrimSpace(o); o == "as_array" || o == "asArray" {
+			return true
+		}
+	}
+	return false
+}
 
 func (msgpackCodec) join(dst []byte, pairs []pair) []byte {
 	switch n := len(pairs); {

@@ -51,6 +51,82 @@ func TestFieldSets(t *testing.T) {
 	if (jsonCodec{}).fields(reflect.TypeFor[map[string]int]()) != nil {
 		t.Error("a map type has a field set")
 	}
+	// Types that take their encoding into their own hands are not taken
+	// apart: their keys are whatever their methods make them.
+	for _, tt := range []struct {
+		name  string
+		codec fieldCodec
+		typ   reflect.Type
+	}{
+		{"json.Marshaler", jsonCodec{}, reflect.TypeFor[selfJSON]()},
+		{"encoding.TextMarshaler", jsonCodec{}, reflect.TypeFor[selfText]()},
+		{"msgpack.CustomEncoder", msgpackCodec{}, reflect.TypeFor[selfMsgpack]()},
+		{"encoding.TextMarshaler", msgpackCodec{}, reflect.TypeFor[selfText]()},
+		{"as_array", msgpackCodec{}, reflect.TypeFor[asArray]()},
+	} {
+		if tt.codec.fields(tt.typ) != nil {
+			t.Errorf("%T: a %s has a field set", tt.codec, tt.name)
+		}
+	}
+}
+
+type selfJSON struct{ A int }
+
+func (selfJSON) MarshalJSON() ([]byte, error) { return []byte("{}"), nil }
+
+type selfText struct{ A int }
+
+func (*selfText) UnmarshalText([]byte) error { return nil }
+
+type selfMsgpack struct{ A int }
+
+func (selfMsgpack) EncodeMsgpack(*msgpack.Encoder) error { return nil }
+
+type asArray struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	A        int
+}
+
+// TestFieldNames checks the names a codec may write for fields whose name
+// its rules decide beyond the field's tag: every name the codec writes
+// must be among them.
+func TestFieldNames(t *testing.T) {
+	type base struct{ A int }
+	type shadowing struct {
+		A int
+		base
+	}
+	type tagged struct {
+		base `json:"b" msgpack:"b"`
+	}
+	type dash struct {
+		D int `json:"-,"`
+	}
+	type badTag struct {
+		E int `json:"é\\"`
+	}
+	for _, v := range []any{fielded{}, shadowing{A: 1, base: base{2}}, tagged{base{1}}, dash{1}, badTag{1}} {
+		typ := reflect.TypeOf(v)
+		for _, c := range []struct {
+			codec fieldCodec
+			enc   func(any) ([]byte, error)
+		}{{jsonCodec{}, json.Marshal}, {msgpackCodec{}, msgpack.Marshal}} {
+			fs := c.codec.fields(typ)
+			data, err := c.enc(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pairs, ok := c.codec.split(nil, data)
+			if !ok {
+				t.Fatalf("%T: cannot split %q", c.codec, data)
+			}
+			for _, p := range pairs {
+				if !fs.has(p.key) {
+					t.Errorf("%T %s: the codec writes %q, which the field set does not know", c.codec, typ, p.key)
+				}
+			}
+		}
+	}
 }
 
 // TestSplitJoin takes encodings of maps apart and puts them together: the

@@ -396,16 +396,16 @@ func (m *Manager[T]) encodeSession(dst []byte, s *Session[T]) (frame, error) {
 	if err != nil || m.fields == nil {
 		return f, err
 	}
-	unknown := unknownPairs(m.fields, m.known, s.loadedPayload)
-	if len(unknown) == 0 {
+	if !m.fields.anyUnknown(s.loadedPayload, m.known) {
 		return f, nil
 	}
 	pairs, ok := m.fields.split(nil, f.payload())
 	if !ok {
 		return f, nil
 	}
+	pairs = appendUnknown(pairs, m.known, m.fields, s.loadedPayload)
 	merged := make(frame, maxRecordHeader, maxRecordHeader+len(f.payload())+len(s.loadedPayload))
-	return m.fields.join(merged, append(pairs, unknown...)), nil
+	return m.fields.join(merged, pairs), nil
 }
 
 // encodeFrame encodes v into a frame built on dst.
@@ -533,7 +533,10 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 			}
 			if err == nil {
 				if m.lastWriteWins {
-					_, _, err = m.reload(ctx, s)
+					var r reloaded
+					if r, err = m.reload(ctx, s); err == nil {
+						adopt(s, r)
+					}
 				} else {
 					f, err = m.rebase(ctx, s)
 				}
@@ -560,7 +563,9 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 // current record; changes made through Data are merged into it field by
 // field (see merge). It fails with ErrConflict when the record is gone, or
 // when a field that s changed through Data was changed by another request
-// too, to another value.
+// too, to another value. s changes only when rebase succeeds: a session
+// whose merge was refused must not save later as if it had been rebased,
+// over the other request's fields.
 func (m *Manager[T]) rebase(ctx context.Context, s *Session[T]) (frame, error) {
 	// The session's changes are replayable if its updates, applied to what
 	// was loaded, give what it holds now.
@@ -583,56 +588,73 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T]) (frame, error) {
 	if !replayable && m.fields == nil {
 		return nil, fmt.Errorf("%w: changes made through Data cannot be merged with this codec; use Session.Update", ErrConflict)
 	}
-	loaded := s.loadedPayload
-	_, current, err := m.reload(ctx, s)
+	r, err := m.reload(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	var v T
-	if err := m.codec.Unmarshal(current, &v); err != nil {
+	if err := m.codec.Unmarshal(r.payload, &v); err != nil {
 		return nil, fmt.Errorf("sessions: decoding reloaded session: %w", err)
 	}
 	for _, fn := range s.updates {
 		fn(&v)
 	}
-	s.loadedPayload = current
 	if replayable {
+		adopt(s, r)
 		s.data = v
 		return m.encodeSession(nil, s)
 	}
-	return m.merge(s, loaded, base, mine, current, v)
+	merged, v, err := m.merge(s.loadedPayload, base, mine, r.payload, v)
+	if err != nil {
+		return nil, err
+	}
+	adopt(s, r)
+	s.data = v
+	return merged, nil
 }
 
-// reload reads the record the request loaded again, after a conflict, and
-// takes over from it what s did not set itself: the version, the creation
-// time, the kind of cookie and the owner. It returns the record's header
-// and payload, or ErrConflict when the record is gone: a session that was
+// reloaded is the record a request loaded, read again after a conflict.
+type reloaded struct {
+	version uint64
+	header  recordHeader
+	payload []byte
+}
+
+// reload reads the record the request loaded again, after a conflict. It
+// fails with ErrConflict when the record is gone: a session that was
 // destroyed, regenerated or revoked meanwhile is never brought back.
-func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) (recordHeader, []byte, error) {
+func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) (reloaded, error) {
 	rec, found, err := m.versioned.ReadRecord(ctx, s.loadedToken)
 	if err != nil {
-		return recordHeader{}, nil, fmt.Errorf("sessions: reloading session: %w", err)
+		return reloaded{}, fmt.Errorf("sessions: reloading session: %w", err)
 	}
 	if !found {
-		return recordHeader{}, nil, fmt.Errorf("%w: the session was destroyed, regenerated or revoked", ErrConflict)
+		return reloaded{}, fmt.Errorf("%w: the session was destroyed, regenerated or revoked", ErrConflict)
 	}
-	h, current, err := parseRecord(rec.Data)
+	h, payload, err := parseRecord(rec.Data)
 	if err != nil {
-		return recordHeader{}, nil, fmt.Errorf("sessions: reloading session: %w", err)
+		return reloaded{}, fmt.Errorf("sessions: reloading session: %w", err)
 	}
 	if h.tagged != m.tagged || h.tag != m.tag {
-		return recordHeader{}, nil, fmt.Errorf("%w: the session was replaced under another cookie name", ErrConflict)
+		return reloaded{}, fmt.Errorf("%w: the session was replaced under another cookie name", ErrConflict)
 	}
-	s.version = rec.Version
-	s.header.created = h.created
+	return reloaded{version: rec.Version, header: h, payload: payload}, nil
+}
+
+// adopt makes s a session loaded from r: it takes over the version, the
+// creation time, the payload to compare with, and the kind of cookie and
+// the owner where s did not set them itself.
+func adopt[T any](s *Session[T], r reloaded) {
+	s.version = r.version
+	s.header.created = r.header.created
 	if !s.persistSet {
-		s.header.persist = h.persist
+		s.header.persist = r.header.persist
 	}
 	if !s.ownerSet {
-		s.header.owner = h.owner
+		s.header.owner = r.header.owner
 	}
-	s.loadedOwner = h.owner
-	return h, current, nil
+	s.loadedOwner = r.header.owner
+	s.loadedPayload = r.payload
 }
 
 // removeOrphan removes, as best it can, a record this save made and no

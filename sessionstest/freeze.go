@@ -132,7 +132,14 @@ func checkFields(t testing.TB, name, path string, sample, got reflect.Value, key
 	fieldname.Each(sample.Type(), tag, func(index []int, n string) { fields = append(fields, field{n, index}) })
 	var problems []string
 	for _, key := range keys {
-		i := slices.IndexFunc(fields, func(f field) bool { return f.name == key || fold && strings.EqualFold(f.name, key) })
+		// Of the fields with the key's name, the codecs use the one
+		// nearest the top (fieldname.Each).
+		i := -1
+		for j, f := range fields {
+			if (f.name == key || fold && strings.EqualFold(f.name, key)) && (i < 0 || len(f.index) < len(fields[i].index)) {
+				i = j
+			}
+		}
 		if i < 0 {
 			problems = append(problems, fmt.Sprintf("field %q: no field of %s decodes it any more (renamed or removed): the store keeps it, but the application cannot read it", key, sample.Type()))
 			continue
