@@ -12,8 +12,9 @@
 // # Many sessions
 //
 // Records live in byte arenas, split over shards by key, and are found
-// through maps from integers to integers: nothing the garbage collector
-// has to scan grows with the number of sessions, so that a collection
+// through maps from integers to integers; the owner index is lists in one
+// slice of pointer-free nodes. Nothing the garbage collector has to scan
+// grows with the number of sessions or owners, so that a collection
 // costs about the same with a thousand sessions or a million. A write
 // appends the new record to its shard's arena; the space of replaced,
 // removed and expired records is reclaimed by copying a shard's live
@@ -25,7 +26,6 @@ package memory
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -49,12 +49,11 @@ type Backend struct {
 	shards [shardCount]shard
 	now    func() time.Time // a seam for tests
 
-	// owners indexes records by owner: the hash of the owner to the keys
-	// of its records. ownersMu guards it, and is taken after a shard's
-	// lock, never before. Records are checked against their stored owner
-	// when read through it.
+	// owners indexes records by owner. ownersMu guards it, and is taken
+	// after a shard's lock, never before. Records are checked against
+	// their stored owner when read through it.
 	ownersMu sync.Mutex
-	owners   map[uint64][][sha256.Size]byte
+	owners   ownerIndex
 
 	count       atomic.Int64 // records held, expired ones not yet swept included
 	maxSessions int64
@@ -74,8 +73,10 @@ var (
 )
 
 // ErrFull is returned by a write that would store a new session in a
-// backend that holds [WithMaxSessions] sessions already. The manager
-// passes it to its error handler; sessions already stored keep working.
+// backend that holds [WithMaxSessions] sessions already, or, without such
+// a bound, by a write to one of the backend's 256 shards once its live
+// records fill the 4 GB a shard can address. The manager passes it to its
+// error handler; sessions already stored keep working.
 var ErrFull = errors.New("memory: the session store is full")
 
 // An Option configures a [Backend].
@@ -115,7 +116,7 @@ func New(opts ...Option) *Backend {
 		opt(&c)
 	}
 	b := &Backend{now: time.Now, stop: make(chan struct{}), stopped: make(chan struct{}),
-		maxSessions: int64(max(c.maxSessions, 0)), owners: map[uint64][][sha256.Size]byte{}}
+		maxSessions: int64(max(c.maxSessions, 0)), owners: ownerIndex{heads: map[uint64]uint32{}}}
 	for i := range b.shards {
 		b.shards[i].index = map[uint64]uint32{}
 	}
@@ -175,14 +176,12 @@ func (b *Backend) WriteIfVersion(_ context.Context, w sessions.VersionedWrite) (
 
 func (b *Backend) write(w sessions.VersionedWrite, conditional bool) (string, error) {
 	if len(w.Owner) > maxOwner || len(w.Data) > maxData {
-		return "", errors.New("memory: a record of more than 4 GB, or an owner of more than 64 kB")
+		return "", errTooLarge
 	}
 	key := sessions.HashToken(w.ID)
 	sh := b.shardOf(&key)
 	for reclaimed := false; ; reclaimed = true {
-		sh.mu.Lock()
-		full, err := b.writeLocked(sh, &key, w, conditional)
-		sh.mu.Unlock()
+		full, err := b.writeIn(sh, &key, w, conditional)
 		if !full {
 			if err != nil {
 				return "", err
@@ -199,6 +198,17 @@ func (b *Backend) write(w sessions.VersionedWrite, conditional bool) (string, er
 		}
 		b.Sweep()
 	}
+}
+
+// errTooLarge is returned for a record that no session should need.
+var errTooLarge = errors.New("memory: a record of more than 64 MB, or an owner of more than 64 kB")
+
+// writeIn stores a record under key in sh, and reports whether it could
+// not because the backend is full.
+func (b *Backend) writeIn(sh *shard, key *[sha256.Size]byte, w sessions.VersionedWrite, conditional bool) (full bool, err error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return b.writeLocked(sh, key, w, conditional)
 }
 
 // writeLocked stores a record under key in sh, whose lock the caller
@@ -231,7 +241,12 @@ func (b *Backend) writeLocked(sh *shard, key *[sha256.Size]byte, w sessions.Vers
 			return true, nil
 		}
 	}
-	sh.put(key, now+int64(w.TTL), current+1, owner, w.Data)
+	if !sh.put(key, now+int64(w.TTL), current+1, owner, w.Data) {
+		if !held {
+			b.count.Add(-1)
+		}
+		return false, ErrFull // the shard's 4 GB of records are all live
+	}
 	if held && oldOwner != owner {
 		b.unindex(oldOwner, key)
 	}
@@ -241,39 +256,19 @@ func (b *Backend) writeLocked(sh *shard, key *[sha256.Size]byte, w sessions.Vers
 	return false, nil
 }
 
-// ownerHash is the key of an owner in the owner index.
-func ownerHash(owner string) uint64 {
-	sum := sha256.Sum256([]byte(owner))
-	return binary.LittleEndian.Uint64(sum[:8])
-}
-
 func (b *Backend) index(owner string, key *[sha256.Size]byte) {
-	h := ownerHash(owner)
 	b.ownersMu.Lock()
 	defer b.ownersMu.Unlock()
-	b.owners[h] = append(b.owners[h], *key)
+	b.owners.add(ownerHash(owner), key)
 }
 
 func (b *Backend) unindex(owner string, key *[sha256.Size]byte) {
 	if owner == "" {
 		return
 	}
-	h := ownerHash(owner)
 	b.ownersMu.Lock()
 	defer b.ownersMu.Unlock()
-	keys := b.owners[h]
-	for i := range keys {
-		if keys[i] == *key {
-			keys[i] = keys[len(keys)-1]
-			keys = keys[:len(keys)-1]
-			break
-		}
-	}
-	if len(keys) == 0 {
-		delete(b.owners, h)
-	} else {
-		b.owners[h] = keys
-	}
+	b.owners.remove(ownerHash(owner), key)
 }
 
 // deleteLocked deletes the record under key from sh, whose lock the caller
@@ -315,7 +310,7 @@ func (b *Backend) Remove(_ context.Context, token string) error {
 // Owned returns the live records whose owner is owner.
 func (b *Backend) Owned(_ context.Context, owner string) ([]sessions.OwnedRecord, error) {
 	b.ownersMu.Lock()
-	keys := append([][sha256.Size]byte(nil), b.owners[ownerHash(owner)]...)
+	keys := b.owners.keys(ownerHash(owner))
 	b.ownersMu.Unlock()
 	now := b.now().UnixNano()
 	out := make([]sessions.OwnedRecord, 0, len(keys))

@@ -37,7 +37,12 @@ type entry []byte
 const (
 	headerSize = 54
 	maxOwner   = math.MaxUint16
-	maxData    = math.MaxUint32 - headerSize - maxOwner
+	// maxData bounds a record's data, far below what its length field
+	// holds: a session is small, and a shard's offsets are 32-bit.
+	maxData = 64 << 20
+	// maxArena is the most a shard's arena may hold, so that every
+	// offset into it fits the index's uint32.
+	maxArena = math.MaxUint32
 )
 
 func (e entry) key() (k [sha256.Size]byte) { copy(k[:], e[:sha256.Size]); return k }
@@ -82,16 +87,20 @@ func (sh *shard) find(key *[sha256.Size]byte) (entry, bool) {
 }
 
 // put appends a record for key and points the index at it; a record it
-// replaces becomes garbage.
-func (sh *shard) put(key *[sha256.Size]byte, expires int64, version uint64, owner string, data []byte) {
+// replaces becomes garbage. It reports false, and changes nothing, when
+// the shard's arena cannot take the record even once compacted.
+func (sh *shard) put(key *[sha256.Size]byte, expires int64, version uint64, owner string, data []byte) bool {
+	n := uint64(headerSize + len(owner) + len(data))
+	if uint64(len(sh.arena))+n > maxArena {
+		sh.compact(int(n))
+		if uint64(len(sh.arena))+n > maxArena {
+			return false
+		}
+	}
 	if old, ok := sh.find(key); ok {
 		sh.live -= old.size()
 	}
 	off := len(sh.arena)
-	if off+headerSize+len(owner)+len(data) > math.MaxUint32 {
-		sh.compact(headerSize + len(owner) + len(data))
-		off = len(sh.arena)
-	}
 	var h [headerSize]byte
 	copy(h[:32], key[:])
 	binary.LittleEndian.PutUint64(h[32:40], uint64(expires))
@@ -102,6 +111,7 @@ func (sh *shard) put(key *[sha256.Size]byte, expires int64, version uint64, owne
 	sh.live += headerSize + len(owner) + len(data)
 	sh.point(key, uint32(off))
 	sh.compactIfSparse()
+	return true
 }
 
 // point makes the index find key's record at off.

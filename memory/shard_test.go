@@ -114,38 +114,54 @@ func FuzzShard(f *testing.F) {
 }
 
 // TestConcurrentUse hammers one backend from many goroutines, with sweeps
-// and compactions among the writes, under the race detector: at the end
-// every key holds its last write and Len counts the records.
+// of expired records and compactions among the writes, under the race
+// detector: the bytes a read handed out never change, at the end every key
+// holds its last write and Len counts the records.
 func TestConcurrentUse(t *testing.T) {
-	b, _ := newTestBackend(t, WithSweepInterval(0))
+	b, clock := newTestBackend(t, WithSweepInterval(0))
 	ctx := context.Background()
-	const workers, keys, rounds = 8, 64, 200
-	ids := make([]string, keys)
-	for i := range ids {
-		ids[i] = sessions.NewID()
+	const workers, keys, rounds = 8, 16, 400
+	// All keys in one shard, so that its garbage passes minCompact and
+	// the shard is compacted while the others write and read.
+	ids := make([]string, 0, keys)
+	for len(ids) < keys {
+		if id := sessions.NewID(); sessions.HashToken(id)[sha256.Size-1] == 7 {
+			ids = append(ids, id)
+		}
 	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var kept [][]byte // bytes earlier reads handed out
 			for r := range rounds {
 				id := ids[(w*rounds+r)%keys]
 				switch r % 5 {
 				case 0, 1:
-					b.Write(ctx, id, bytes.Repeat([]byte{byte(w)}, 500+r), time.Hour)
+					ttl := time.Hour
+					if r%3 == 0 {
+						ttl = time.Second // expired once the clock moves on
+					}
+					b.Write(ctx, id, bytes.Repeat([]byte{byte(w)}, 500+r), ttl)
 				case 2:
-					if rec, found, _ := b.ReadRecord(ctx, id); found && len(rec.Data) < 500 {
-						t.Errorf("a record of %d bytes", len(rec.Data))
+					if rec, found, _ := b.ReadRecord(ctx, id); found {
+						kept = append(kept, rec.Data)
 					}
 				case 3:
 					b.Touch(ctx, id, time.Hour)
 				case 4:
 					if w == 0 {
+						clock.Advance(2 * time.Second)
 						b.Sweep()
 					} else {
 						b.Remove(ctx, id)
 					}
+				}
+			}
+			for _, data := range kept {
+				if len(data) < 500 || len(bytes.Trim(data, string(data[:1]))) != 0 {
+					t.Errorf("a record read earlier changed under its reader: %d bytes, %q...", len(data), data[:min(len(data), 8)])
 				}
 			}
 		}()
@@ -157,7 +173,15 @@ func TestConcurrentUse(t *testing.T) {
 			n++
 		}
 	}
-	if b.Len() != n {
-		t.Errorf("Len = %d, but %d records are found", b.Len(), n)
+	sh := &b.shards[7]
+	sh.mu.RLock()
+	compacts := sh.compacts
+	sh.mu.RUnlock()
+	if compacts == 0 {
+		t.Error("the shard was never compacted: the test did not test compaction")
+	}
+	b.Sweep()
+	if live := b.Len(); live != n {
+		t.Errorf("Len = %d after a sweep, but %d records are found", live, n)
 	}
 }
