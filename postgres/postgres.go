@@ -16,16 +16,21 @@
 //
 // Saves and touches change only columns no index covers (data, version,
 // expires_at, and owner only at login), and the table leaves a fifth of
-// each page free, so that PostgreSQL can make them HOT updates: the new
-// row version goes on the same page and no index is written, which keeps
-// session tables from bloating under load. Cleanup therefore finds expired
-// rows without an index, walking the table in ranges of pages (TID range
-// scans) rather than scanning it in one statement. CreateTable also brings
-// a table made by an earlier version to this shape: it adds the owner
-// column and its index, sets the fillfactor, and drops the index on
-// expires_at.
+// each page free, so that PostgreSQL can make most of them HOT updates:
+// when the new row version fits on the same page, none of the table's
+// indexes is written, which keeps session tables from bloating under
+// load. (A record large enough to be stored out of line, over about 2 kB,
+// still writes its TOAST table's index.) Cleanup therefore finds expired
+// rows without an index, walking the table in ranges of pages rather than
+// scanning it in one statement; that takes the TID range scans of
+// PostgreSQL 14 or later, without which each range reads the whole table.
+// CreateTable also brings a table made by an earlier version to this
+// shape: it adds the owner column and its index, sets the fillfactor, and
+// drops the index on expires_at.
 // The table name is configurable with [WithTable]. Expiry is measured by
-// the database's clock (now()), so that every application server agrees.
+// the database's clock (now()), so that every application server agrees;
+// reads return the time a row has left rather than its timestamp, so that
+// an application server whose clock is off still decides touches right.
 //
 // # Guarantees
 //
@@ -72,8 +77,9 @@ const DefaultTable = "sessions"
 const DefaultCleanupInterval = 5 * time.Minute
 
 // cleanupPages bounds how many pages of the table one cleanup statement
-// looks at, and so how many rows it deletes and locks at once: about six
-// thousand at the most, a few milliseconds of work.
+// looks at, and so how many rows it deletes and locks at once: for
+// sessions of a few hundred bytes, a few thousand rows, up to about twenty
+// thousand for tiny ones; a few milliseconds of work.
 const cleanupPages = 200
 
 // Backend is a [sessions.Backend] on PostgreSQL. It is safe for concurrent
@@ -119,9 +125,17 @@ func WithCleanupInterval(d time.Duration) Option { return func(c *config) { c.in
 // [slog.Default].
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
+// remaining is the milliseconds a row has left to live.
+const remaining = `(extract(epoch FROM expires_at - now()) * 1000)::bigint`
+
 // queries are the statements, with the table name filled in.
 type queries struct {
 	create, read, write, writeIf, create0, remove, removeIf, touch, pages, cleanup, owned, removeOwned string
+
+	// The migration of a table an earlier release made.
+	shape                                                          string
+	shapeArgs                                                      []any
+	addOwner, fillfactor, dropOldIndex, dropOwnerIndex, ownerIndex string
 }
 
 // New returns a backend that stores sessions through pool, and starts the
@@ -135,9 +149,17 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
-	table := pgx.Identifier(strings.Split(c.table, ".")).Sanitize()
-	index := pgx.Identifier{strings.ReplaceAll(c.table, ".", "_") + "_expires_at_idx"}.Sanitize()
-	ownerIndex := pgx.Identifier{strings.ReplaceAll(c.table, ".", "_") + "_owner_idx"}.Sanitize()
+	parts := strings.Split(c.table, ".")
+	table := pgx.Identifier(parts).Sanitize()
+	// An index lives in its table's schema: name it there, or DROP INDEX
+	// would look for it on the search path.
+	inSchema := func(name string) string {
+		return pgx.Identifier(append(parts[:len(parts)-1:len(parts)-1], name)).Sanitize()
+	}
+	base := strings.ReplaceAll(c.table, ".", "_")
+	oldIndex := inSchema(base + "_expires_at_idx")
+	ownerIndex := inSchema(base + "_owner_idx")
+	ownerIndexName := pgx.Identifier{base + "_owner_idx"}.Sanitize()
 	t := func(q string) string { return strings.ReplaceAll(q, "{table}", table) }
 	b := &Backend{
 		pool:    pool,
@@ -153,11 +175,23 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 	expires_at timestamptz NOT NULL,
 	owner text
 ) WITH (fillfactor = 80);
-ALTER TABLE {table} ADD COLUMN IF NOT EXISTS owner text;
-ALTER TABLE {table} SET (fillfactor = 80);
-DROP INDEX IF EXISTS ` + index + `;
-CREATE INDEX IF NOT EXISTS ` + ownerIndex + ` ON {table} (owner) WHERE owner IS NOT NULL`),
-			read: t(`SELECT data, version, expires_at FROM {table} WHERE token_hash = $1 AND expires_at > now()`),
+CREATE INDEX IF NOT EXISTS ` + ownerIndexName + ` ON {table} (owner) WHERE owner IS NOT NULL`),
+			shape: `SELECT
+	EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'owner' AND NOT attisdropped),
+	coalesce((SELECT 'fillfactor=80' = ANY(reloptions) FROM pg_class WHERE oid = to_regclass($1)), false),
+	to_regclass($2) IS NOT NULL,
+	coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($3)), false),
+	to_regclass($3) IS NOT NULL`,
+			shapeArgs:      []any{table, oldIndex, ownerIndex},
+			addOwner:       t(`ALTER TABLE {table} ADD COLUMN IF NOT EXISTS owner text`),
+			fillfactor:     t(`ALTER TABLE {table} SET (fillfactor = 80)`),
+			dropOldIndex:   `DROP INDEX CONCURRENTLY IF EXISTS ` + oldIndex,
+			dropOwnerIndex: `DROP INDEX CONCURRENTLY IF EXISTS ` + ownerIndex,
+			ownerIndex:     t(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ` + ownerIndexName + ` ON {table} (owner) WHERE owner IS NOT NULL`),
+			// The expiry goes out as the time left, in milliseconds, so that
+			// the application adds it to its own clock: the two clocks
+			// need not agree.
+			read: t(`SELECT data, version, ` + remaining + ` FROM {table} WHERE token_hash = $1 AND expires_at > now()`),
 			// A plain write: insert, or replace whatever is there, keeping
 			// a live row's owner.
 			write: t(`INSERT INTO {table} AS s (token_hash, data, version, expires_at)
@@ -176,7 +210,7 @@ WHERE token_hash = $1 AND version = $4 AND expires_at > now()`),
 VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond', NULLIF($4, ''))
 ON CONFLICT (token_hash) DO UPDATE SET data = EXCLUDED.data, version = 1, expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner
 WHERE s.expires_at <= now()`),
-			owned:       t(`SELECT token_hash, data, version, expires_at FROM {table} WHERE owner = $1 AND expires_at > now()`),
+			owned:       t(`SELECT token_hash, data, version, ` + remaining + ` FROM {table} WHERE owner = $1 AND expires_at > now()`),
 			removeOwned: t(`DELETE FROM {table} WHERE token_hash = $1 AND owner = $2 AND expires_at > now()`),
 			remove:      t(`DELETE FROM {table} WHERE token_hash = $1`),
 			removeIf:    t(`DELETE FROM {table} WHERE token_hash = $1 AND version = $2 AND expires_at > now()`),
@@ -194,10 +228,87 @@ WHERE s.expires_at <= now()`),
 	return b
 }
 
-// CreateTable creates the table and its index if they do not exist.
-func (b *Backend) CreateTable(ctx context.Context) error {
-	if _, err := b.pool.Exec(ctx, b.q.create); err != nil {
-		return fmt.Errorf("postgres: creating table %s: %w", b.table, err)
+// CreateTable creates the table and its index if they do not exist, and
+// brings a table that an earlier release made to this release's shape (see
+// Schema in the package documentation). It is safe to call from every
+// instance as it starts: instances take turns through an advisory lock,
+// and each step runs only when the table needs it.
+//
+// On a table in use, none of the steps holds up reads or writes for
+// long: indexes are dropped and built CONCURRENTLY, which waits for
+// transactions already running on the table but blocks nobody; the one
+// step that needs an exclusive lock, adding the owner column to a table
+// from before owners, waits for it at most a second, during which the
+// table's other statements wait behind it, and then fails rather than
+// queue them all behind a long transaction; call CreateTable again then.
+// The new fillfactor applies to pages written from then on.
+//
+// Dropping the earlier releases' index on expires_at makes their cleanup
+// scan the table: migrate once the instances of those releases are gone.
+func (b *Backend) CreateTable(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("postgres: creating table %s: %w", b.table, err)
+		}
+	}()
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	lock := "starsessions:" + b.table
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext($1))`, lock); err != nil {
+		return err
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext($1))`, lock); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx)) // closing the session lets go of its lock
+		}
+	}()
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, b.table).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		_, err := conn.Exec(ctx, b.q.create)
+		return err
+	}
+	var hasOwner, hasFillfactor, hasOldIndex, ownerIndexValid, hasOwnerIndex bool
+	if err := conn.QueryRow(ctx, b.q.shape, b.q.shapeArgs...).Scan(&hasOwner, &hasFillfactor, &hasOldIndex, &ownerIndexValid, &hasOwnerIndex); err != nil {
+		return err
+	}
+	if !hasOwner {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '1s'`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, b.q.addOwner)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !hasFillfactor {
+		if _, err := conn.Exec(ctx, b.q.fillfactor); err != nil {
+			return err
+		}
+	}
+	if hasOldIndex {
+		if _, err := conn.Exec(ctx, b.q.dropOldIndex); err != nil {
+			return err
+		}
+	}
+	if hasOwnerIndex && !ownerIndexValid {
+		// A concurrent build that failed leaves an invalid index behind.
+		if _, err := conn.Exec(ctx, b.q.dropOwnerIndex); err != nil {
+			return err
+		}
+	}
+	if !ownerIndexValid {
+		if _, err := conn.Exec(ctx, b.q.ownerIndex); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -220,8 +331,9 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 		return sessions.Record{}, false, nil
 	}
 	var rec sessions.Record
-	var version int64
-	err := b.pool.QueryRow(ctx, b.q.read, hash(token)).Scan(&rec.Data, &version, &rec.ExpiresAt)
+	var version, left int64
+	start := time.Now()
+	err := b.pool.QueryRow(ctx, b.q.read, hash(token)).Scan(&rec.Data, &version, &left)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sessions.Record{}, false, nil
 	}
@@ -229,6 +341,7 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 		return sessions.Record{}, false, fmt.Errorf("postgres: reading session: %w", err)
 	}
 	rec.Version = uint64(version)
+	rec.ExpiresAt = start.Add(time.Duration(left) * time.Millisecond)
 	return rec, true, nil
 }
 
@@ -263,6 +376,7 @@ func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite)
 // Owned returns the live rows whose owner is owner, through the owner
 // column's index.
 func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedRecord, error) {
+	start := time.Now()
 	rows, err := b.pool.Query(ctx, b.q.owned, owner)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: listing an owner's sessions: %w", err)
@@ -272,8 +386,8 @@ func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedReco
 	for rows.Next() {
 		var o sessions.OwnedRecord
 		var key []byte
-		var version int64
-		if err := rows.Scan(&key, &o.Data, &version, &o.ExpiresAt); err != nil {
+		var version, left int64
+		if err := rows.Scan(&key, &o.Data, &version, &left); err != nil {
 			return nil, fmt.Errorf("postgres: listing an owner's sessions: %w", err)
 		}
 		if len(key) != len(o.Key) {
@@ -281,6 +395,7 @@ func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedReco
 		}
 		copy(o.Key[:], key)
 		o.Version = uint64(version)
+		o.ExpiresAt = start.Add(time.Duration(left) * time.Millisecond)
 		out = append(out, o)
 	}
 	if err := rows.Err(); err != nil {

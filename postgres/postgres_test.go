@@ -142,6 +142,79 @@ INSERT INTO `+old+` VALUES (sha256('x'::bytea), 'kept', 1, now() + interval '1 h
 	}
 }
 
+// TestMigrationInSchema migrates an earlier version's table in a schema of
+// its own, while a long transaction has read the table: the index on
+// expires_at, which lives in the table's schema, is dropped, and reads go
+// on while the migration waits for that transaction.
+func TestMigrationInSchema(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	schemaName := "migrate" + strings.ToLower(strings.ReplaceAll(sessions.NewID()[:8], "-", "_"))
+	_, err := pool.Exec(ctx, `CREATE SCHEMA `+schemaName+`;
+CREATE TABLE `+schemaName+`.sessions (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL, owner text);
+CREATE INDEX `+schemaName+`_sessions_expires_at_idx ON `+schemaName+`.sessions (expires_at)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(pool, WithTable(schemaName+".sessions"), WithCleanupInterval(0))
+	defer b.Close()
+	token, err := b.Write(ctx, sessions.NewID(), []byte("x"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A long transaction that has read the table: a report, a backup, an
+	// old instance's cleanup.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT count(*) FROM `+schemaName+`.sessions`); err != nil {
+		t.Fatal(err)
+	}
+	migrated := make(chan error, 1)
+	go func() { migrated <- b.CreateTable(ctx) }()
+	// Wait until the migration waits for the transaction.
+	for deadline := time.Now().Add(time.Minute); ; {
+		var waiting bool
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid())`).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the migration never waited for the transaction")
+		}
+		select {
+		case err := <-migrated:
+			t.Fatalf("the migration ended without waiting for the transaction: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, found, err := b.Read(rctx, token); err != nil || !found {
+		t.Errorf("a read during the migration: found %t, %v", found, err)
+	}
+	if _, err := b.Write(rctx, sessions.NewID(), []byte("y"), time.Hour); err != nil {
+		t.Errorf("a write during the migration: %v", err)
+	}
+	tx.Rollback(ctx)
+	if err := <-migrated; err != nil {
+		t.Fatal(err)
+	}
+	var indexes []string
+	if err := pool.QueryRow(ctx, `SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE schemaname = $1`, schemaName).Scan(&indexes); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{schemaName + "_sessions_owner_idx", "sessions_pkey"}
+	if diff := cmp.Diff(want, indexes); diff != "" {
+		t.Errorf("indexes after the migration (-want +got):\n%s", diff)
+	}
+}
+
 // TestUpdatesAreHOT saves and touches a session many times: every one of
 // those updates must be a HOT update, which writes no index.
 func TestUpdatesAreHOT(t *testing.T) {
