@@ -33,10 +33,10 @@ func (m *Manager[T]) loadToken(ctx context.Context, s *Session[T], token string,
 			}
 			reason = "unknown or expired session"
 			if !found {
-				// A backend that expires records drops them itself, so a
-				// token that names nothing is mostly a session that
-				// expired (or was revoked, or never was).
-				m.audit(ctx, "expired on load", handleOf(token), "", "reason", "no live record for the token")
+				// A backend that expires records drops them itself, so
+				// a session that expired there, one that was revoked and
+				// a token that was never issued all look alike here.
+				m.audit(ctx, "not found", handleOf(token), "", "reason", "no live record for the token: expired, revoked, or never issued")
 			}
 			if found {
 				reason, err = m.adopt(ctx, s, token, rec.Data, now)

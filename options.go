@@ -145,12 +145,15 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // WithAuditTrail logs the life of every session through the manager's
 // logger (see [WithLogger]), at [slog.LevelInfo] under the message
 // "sessions: audit", as OWASP asks: created, regenerated, owner set,
-// destroyed, revoked, refused by the validator, and expired on load. Each
-// entry carries the event, the session's handle and its owner; never its
-// token. A session that expired on a backend that drops expired records
-// itself (memory, Redis, PostgreSQL) shows as "expired on load" without an
-// owner, for the record is gone: as would a revoked session's, or a token
-// that was never issued.
+// destroyed, revoked, refused by the validator, expired on load,
+// undecodable, and not found. Each entry carries the event, the session's
+// handle and its owner; never its token. "expired on load" is a record the
+// manager found past its lifetime or idle timeout. A session that expired
+// on a backend that drops expired records itself (memory, Redis,
+// PostgreSQL) is gone before the manager sees it, so it shows as "not
+// found", without an owner, as does a revoked session's token, or a
+// well-formed token that was never issued: one entry per such request, so
+// that a flood of forged tokens shows in the trail as one.
 func WithAuditTrail() Option { return func(c *config) { c.audit = true } }
 
 // WithValidate sets a function that checks every stored session after it is

@@ -340,8 +340,12 @@ func (s *Session[T]) noteLateChangeLocked() {
 }
 
 // Save saves the session now, under the same rules as the middleware's
-// save: compare-and-set, replay of [Session.Update] functions on a conflict,
-// [ErrConflict] for changes that cannot be replayed.
+// save: compare-and-set; on a conflict, replay of [Session.Update]
+// functions and a field-by-field merge of changes made through
+// [Session.Data]; [ErrConflict] when another request changed a field this
+// one changed through Data to another value. After ErrConflict the session
+// stays as it was, so a later save fails the same way rather than write
+// over the other request's change.
 //
 // Before the response header is written, it also puts the cookie or token
 // header in the response; the middleware then has nothing left to do unless

@@ -214,7 +214,7 @@ func TestAuditTrail(t *testing.T) {
 	want := []string{
 		"created/", "regenerated/ann", "owner set/ann", "destroyed/ann",
 		"created/", "regenerated/ann", "owner set/ann", "revoked/ann",
-		"expired on load/", // the revoked token, which names no record now
+		"not found/", // the revoked token, which names no record now
 		"created/", "refused by validator/", "created/", "expired on load/",
 	}
 	if diff := cmp.Diff(want, events); diff != "" {
@@ -229,7 +229,8 @@ func TestAuditTrail(t *testing.T) {
 
 // TestAuditExpiredOnServer lets a session expire on a backend that drops
 // expired records itself, on the manager's clock: the next request with
-// its token is in the audit trail as expired on load.
+// its token is in the audit trail as not found: the manager cannot tell
+// it from a revoked or forged token.
 func TestAuditExpiredOnServer(t *testing.T) {
 	clock := newFakeClock()
 	var logs bytes.Buffer
@@ -246,7 +247,7 @@ func TestAuditExpiredOnServer(t *testing.T) {
 			events = append(events, entry["event"].(string))
 		}
 	}
-	if diff := cmp.Diff([]string{"created", "expired on load"}, events); diff != "" {
+	if diff := cmp.Diff([]string{"created", "not found"}, events); diff != "" {
 		t.Errorf("audit events (-want +got):\n%s", diff)
 	}
 }

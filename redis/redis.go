@@ -33,7 +33,10 @@
 // go back to an earlier version. Requests during the failover fail (errors
 // such as READONLY or connection refused) and reach the manager's error
 // handler as 5xx responses; once the client sees the new primary, requests
-// work again without restarting the application.
+// work again without restarting the application. Reads are scripts, which
+// go-redis sends to the primary even when the client may read from
+// replicas: a replica can lag behind the save a user's previous request
+// made, and a session read there would look older than it is.
 //
 // # Cost
 //
