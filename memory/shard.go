@@ -171,8 +171,12 @@ func (sh *shard) compactIfSparse() {
 // compact copies the live records into a fresh arena with room for extra
 // bytes more. The old arena is left as it was, for readers that still hold
 // slices of it, and goes to the collector when they let go.
+//
+// The fresh arena has room for the garbage the next compaction waits for
+// (compactIfSparse), so that appends until then never copy it: growing by
+// doubling would allocate about twice the record's size again per write.
 func (sh *shard) compact(extra int) {
-	arena := make([]byte, 0, sh.live+sh.live/4+extra)
+	arena := make([]byte, 0, sh.live+max(sh.live, minCompact)+extra)
 	move := func(off uint32) uint32 {
 		e := sh.at(off)
 		n := uint32(len(arena))
