@@ -18,14 +18,22 @@ var errMsgpackBounds = errors.New("msgpack: data declares more values than it ho
 // billion elements costs gigabytes before a single element is read. With
 // this check, what decoding allocates is bounded by the input's size.
 func checkMsgpack(b []byte) error {
+	if _, ok := msgpackSkip(b, 0); !ok {
+		return errMsgpackBounds
+	}
+	return nil
+}
+
+// msgpackSkip returns the end of the value that starts at data[i], and
+// false when the value is malformed or declares more than data holds.
+func msgpackSkip(data []byte, i int) (int, bool) {
 	pending := 1 // values still to read
-	need := func(n uint64) bool { return n <= uint64(len(b)) }
 	for pending > 0 {
-		if len(b) == 0 {
-			return errMsgpackBounds
+		if i >= len(data) {
+			return 0, false
 		}
-		c := b[0]
-		b = b[1:]
+		c := data[i]
+		i++
 		pending--
 		var skip, values uint64
 		switch {
@@ -37,8 +45,6 @@ func checkMsgpack(b []byte) error {
 		case c <= 0xbf: // fixstr
 			skip = uint64(c & 0x1f)
 		case c == 0xc0 || c == 0xc2 || c == 0xc3: // nil, false, true
-		case c == 0xc1: // never used
-			return errMsgpackBounds
 		case c == 0xca: // float32
 			skip = 4
 		case c == 0xcb: // float64
@@ -49,7 +55,7 @@ func checkMsgpack(b []byte) error {
 			skip = 1 + 1<<(c-0xd4)
 		default:
 			// A length follows: 1, 2 or 4 bytes.
-			var width uint64
+			var width int
 			switch c {
 			case 0xc4, 0xc7, 0xd9: // bin8, ext8, str8
 				width = 1
@@ -57,20 +63,22 @@ func checkMsgpack(b []byte) error {
 				width = 2
 			case 0xc6, 0xc9, 0xdb, 0xdd, 0xdf: // bin32, ext32, str32, array32, map32
 				width = 4
+			default:
+				return 0, false // 0xc1, never used
 			}
-			if !need(width) {
-				return errMsgpackBounds
+			if width > len(data)-i {
+				return 0, false
 			}
 			var n uint64
 			switch width {
 			case 1:
-				n = uint64(b[0])
+				n = uint64(data[i])
 			case 2:
-				n = uint64(binary.BigEndian.Uint16(b))
+				n = uint64(binary.BigEndian.Uint16(data[i:]))
 			case 4:
-				n = uint64(binary.BigEndian.Uint32(b))
+				n = uint64(binary.BigEndian.Uint32(data[i:]))
 			}
-			b = b[width:]
+			i += width
 			switch c {
 			case 0xdc, 0xdd:
 				values = n
@@ -82,15 +90,15 @@ func checkMsgpack(b []byte) error {
 				skip = n
 			}
 		}
-		if !need(skip) {
-			return errMsgpackBounds
+		if skip > uint64(len(data)-i) {
+			return 0, false
 		}
-		b = b[skip:]
-		// Every pending value takes at least one byte.
-		if values > uint64(len(b))-uint64(min(pending, len(b))) {
-			return errMsgpackBounds
+		i += int(skip)
+		// Every value still to read takes at least one byte.
+		if values+uint64(pending) > uint64(len(data)-i) {
+			return 0, false
 		}
 		pending += int(values)
 	}
-	return nil
+	return i, true
 }
