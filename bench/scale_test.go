@@ -63,6 +63,43 @@ func otherID(i int) string {
 // tokenOf returns the token of the session cookie "session=value".
 func tokenOf(cookie string) string { return strings.TrimPrefix(cookie, "session=") }
 
+// ourScaleStore returns the name, handlers and sample of a store of this
+// library's, through backend b; the caller adds how to fill and size it.
+func ourScaleStore(name string, b sessions.Backend) scaleStore {
+	m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack))
+	mi := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack), sessions.WithIdleTimeout(30*time.Minute))
+	return scaleStore{
+		name:    name,
+		handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) },
+		idle:    func(s Scenario) http.Handler { return starHandler(mi, s, viaValue) },
+		sample: func(tb testing.TB, token string) []byte {
+			data, _, err := b.Read(context.Background(), token)
+			if err != nil || data == nil {
+				tb.Fatalf("no sample: %v", err)
+			}
+			return data
+		},
+	}
+}
+
+// scsScaleStore is ourScaleStore for scs with store.
+func scsScaleStore(name string, store scs.Store) scaleStore {
+	sm := scs.New()
+	sm.Store = store
+	sm.Cookie.Name = "session"
+	return scaleStore{
+		name:    name,
+		handler: func(s Scenario) http.Handler { return scsHandler(sm, s) },
+		sample: func(tb testing.TB, token string) []byte {
+			data, found, err := store.Find(token)
+			if err != nil || !found {
+				tb.Fatalf("no sample: %v", err)
+			}
+			return data
+		},
+	}
+}
+
 func memoryScaleStores() []func() scaleStore {
 	// inProcess measures one of our in-process stores, reached only
 	// through the Backend interface so both designs get the same calls.
@@ -73,29 +110,17 @@ func memoryScaleStores() []func() scaleStore {
 	inProcess := func(name string, newStore func() inProcessStore) func() scaleStore {
 		return func() scaleStore {
 			b := newStore()
-			m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack))
-			mi := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack), sessions.WithIdleTimeout(30*time.Minute))
-			return scaleStore{
-				name:    name,
-				handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) },
-				idle:    func(s Scenario) http.Handler { return starHandler(mi, s, viaValue) },
-				sample: func(tb testing.TB, token string) []byte {
-					data, _, err := b.Read(context.Background(), token)
-					if err != nil || data == nil {
-						tb.Fatalf("no sample: %v", err)
+			st := ourScaleStore(name, b)
+			st.fill = func(tb testing.TB, data []byte, from, to int) {
+				ctx := context.Background()
+				for i := from; i < to; i++ {
+					if _, err := b.Write(ctx, otherID(i), data, time.Hour); err != nil {
+						tb.Fatal(err)
 					}
-					return data
-				},
-				fill: func(tb testing.TB, data []byte, from, to int) {
-					ctx := context.Background()
-					for i := from; i < to; i++ {
-						if _, err := b.Write(ctx, otherID(i), data, time.Hour); err != nil {
-							tb.Fatal(err)
-						}
-					}
-				},
-				close: func() { b.Close() },
+				}
 			}
+			st.close = func() { b.Close() }
+			return st
 		}
 	}
 	return []func() scaleStore{
@@ -103,28 +128,16 @@ func memoryScaleStores() []func() scaleStore {
 		inProcess("starsessions-memory-syncmap", func() inProcessStore { return syncmapstore.New(syncmapstore.WithSweepInterval(0)) }),
 		func() scaleStore {
 			store := memstore.NewWithCleanupInterval(0)
-			sm := scs.New()
-			sm.Store = store
-			sm.Cookie.Name = "session"
-			return scaleStore{
-				name:    "scs-memstore",
-				handler: func(s Scenario) http.Handler { return scsHandler(sm, s) },
-				sample: func(tb testing.TB, token string) []byte {
-					data, found, err := store.Find(token)
-					if err != nil || !found {
-						tb.Fatalf("no sample: %v", err)
-					}
-					return data
-				},
-				fill: func(tb testing.TB, data []byte, from, to int) {
-					for i := from; i < to; i++ {
-						// memstore keeps the slice it is given: each
-						// session gets its own, as a real one would.
-						store.Commit(otherID(i), append([]byte(nil), data...), time.Now().Add(time.Hour))
-					}
-				},
-				close: func() {},
+			st := scsScaleStore("scs-memstore", store)
+			st.fill = func(tb testing.TB, data []byte, from, to int) {
+				for i := from; i < to; i++ {
+					// memstore keeps the slice it is given: each
+					// session gets its own, as a real one would.
+					store.Commit(otherID(i), append([]byte(nil), data...), time.Now().Add(time.Hour))
+				}
 			}
+			st.close = func() {}
+			return st
 		},
 	}
 }
@@ -135,70 +148,46 @@ func redisScaleStores(addr string) []func() scaleStore {
 			client := goredis.NewClient(&goredis.Options{Addr: addr})
 			const prefix = "scale:"
 			b := sredis.New(client, sredis.WithPrefix(prefix))
-			m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack))
-			mi := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack), sessions.WithIdleTimeout(30*time.Minute))
-			return scaleStore{
-				name:    "starsessions-redis",
-				handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) },
-				idle:    func(s Scenario) http.Handler { return starHandler(mi, s, viaValue) },
-				sample: func(tb testing.TB, token string) []byte {
-					data, _, err := b.Read(context.Background(), token)
-					if err != nil || data == nil {
-						tb.Fatalf("no sample: %v", err)
+			st := ourScaleStore("starsessions-redis", b)
+			st.fill = func(tb testing.TB, data []byte, from, to int) {
+				ctx := context.Background()
+				for start := from; start < to; start += 10000 {
+					pipe := client.Pipeline()
+					for i := start; i < min(start+10000, to); i++ {
+						sum := sha256.Sum256([]byte(otherID(i)))
+						key := prefix + base64.RawURLEncoding.EncodeToString(sum[:])
+						pipe.HSet(ctx, key, "d", data, "v", 1)
+						pipe.PExpire(ctx, key, time.Hour)
 					}
-					return data
-				},
-				fill: func(tb testing.TB, data []byte, from, to int) {
-					ctx := context.Background()
-					for start := from; start < to; start += 10000 {
-						pipe := client.Pipeline()
-						for i := start; i < min(start+10000, to); i++ {
-							sum := sha256.Sum256([]byte(otherID(i)))
-							key := prefix + base64.RawURLEncoding.EncodeToString(sum[:])
-							pipe.HSet(ctx, key, "d", data, "v", 1)
-							pipe.PExpire(ctx, key, time.Hour)
-						}
-						if _, err := pipe.Exec(ctx); err != nil {
-							tb.Fatal(err)
-						}
+					if _, err := pipe.Exec(ctx); err != nil {
+						tb.Fatal(err)
 					}
-				},
-				size:  func(tb testing.TB) float64 { return redisUsedMemory(tb, client) },
-				close: func() { client.Close() },
+				}
 			}
+			st.size = func(tb testing.TB) float64 { return redisUsedMemory(tb, client) }
+			st.close = func() { client.Close() }
+			return st
 		},
 		func() scaleStore {
 			pool := &redigo.Pool{MaxIdle: 16, Dial: func() (redigo.Conn, error) { return redigo.Dial("tcp", addr) }}
 			client := goredis.NewClient(&goredis.Options{Addr: addr})
 			store := redisstore.New(pool)
-			sm := scs.New()
-			sm.Store = store
-			sm.Cookie.Name = "session"
-			return scaleStore{
-				name:    "scs-redisstore",
-				handler: func(s Scenario) http.Handler { return scsHandler(sm, s) },
-				sample: func(tb testing.TB, token string) []byte {
-					data, found, err := store.Find(token)
-					if err != nil || !found {
-						tb.Fatalf("no sample: %v", err)
+			st := scsScaleStore("scs-redisstore", store)
+			st.fill = func(tb testing.TB, data []byte, from, to int) {
+				ctx := context.Background()
+				for start := from; start < to; start += 10000 {
+					pipe := client.Pipeline()
+					for i := start; i < min(start+10000, to); i++ {
+						pipe.Set(ctx, "scs:session:"+otherID(i), data, time.Hour)
 					}
-					return data
-				},
-				fill: func(tb testing.TB, data []byte, from, to int) {
-					ctx := context.Background()
-					for start := from; start < to; start += 10000 {
-						pipe := client.Pipeline()
-						for i := start; i < min(start+10000, to); i++ {
-							pipe.Set(ctx, "scs:session:"+otherID(i), data, time.Hour)
-						}
-						if _, err := pipe.Exec(ctx); err != nil {
-							tb.Fatal(err)
-						}
+					if _, err := pipe.Exec(ctx); err != nil {
+						tb.Fatal(err)
 					}
-				},
-				size:  func(tb testing.TB) float64 { return redisUsedMemory(tb, client) },
-				close: func() { pool.Close(); client.Close() },
+				}
 			}
+			st.size = func(tb testing.TB) float64 { return redisUsedMemory(tb, client) }
+			st.close = func() { pool.Close(); client.Close() }
+			return st
 		},
 	}
 }
@@ -235,60 +224,36 @@ func postgresScaleStores(dsn string) []func() scaleStore {
 			if err := b.CreateTable(ctx); err != nil {
 				panic(err)
 			}
-			m := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack))
-			mi := sessions.New[Session](b, sessions.WithCodec(sessions.Msgpack), sessions.WithIdleTimeout(30*time.Minute))
-			return scaleStore{
-				name:    "starsessions-postgres",
-				handler: func(s Scenario) http.Handler { return starHandler(m, s, viaValue) },
-				idle:    func(s Scenario) http.Handler { return starHandler(mi, s, viaValue) },
-				sample: func(tb testing.TB, token string) []byte {
-					data, _, err := b.Read(ctx, token)
-					if err != nil || data == nil {
-						tb.Fatalf("no sample: %v", err)
-					}
-					return data
-				},
-				fill: func(tb testing.TB, data []byte, from, to int) {
-					_, err := pool.Exec(ctx, `INSERT INTO scale (token_hash, data, version, expires_at)
+			st := ourScaleStore("starsessions-postgres", b)
+			st.fill = func(tb testing.TB, data []byte, from, to int) {
+				_, err := pool.Exec(ctx, `INSERT INTO scale (token_hash, data, version, expires_at)
 SELECT sha256(('other:' || i)::bytea), $1, 1, now() + interval '1 hour' FROM generate_series($2::int, $3::int - 1) AS i`, data, from, to)
-					if err != nil {
-						tb.Fatal(err)
-					}
-					pool.Exec(ctx, `VACUUM ANALYZE scale`)
-				},
-				size:  func(tb testing.TB) float64 { return relSize(tb, pool, "scale") },
-				close: func() { b.Close(); pool.Close() },
+				if err != nil {
+					tb.Fatal(err)
+				}
+				pool.Exec(ctx, `VACUUM ANALYZE scale`)
 			}
+			st.size = func(tb testing.TB) float64 { return relSize(tb, pool, "scale") }
+			st.close = func() { b.Close(); pool.Close() }
+			return st
 		},
 		func() scaleStore {
 			ctx := context.Background()
 			pool, _ := pgxpool.New(ctx, dsn)
 			db := sql.OpenDB(stdlib.GetConnector(*mustConfig(dsn)))
 			store := postgresstore.NewWithCleanupInterval(db, 0)
-			sm := scs.New()
-			sm.Store = store
-			sm.Cookie.Name = "session"
-			return scaleStore{
-				name:    "scs-postgresstore",
-				handler: func(s Scenario) http.Handler { return scsHandler(sm, s) },
-				sample: func(tb testing.TB, token string) []byte {
-					data, found, err := store.Find(token)
-					if err != nil || !found {
-						tb.Fatalf("no sample: %v", err)
-					}
-					return data
-				},
-				fill: func(tb testing.TB, data []byte, from, to int) {
-					_, err := pool.Exec(ctx, `INSERT INTO sessions (token, data, expiry)
+			st := scsScaleStore("scs-postgresstore", store)
+			st.fill = func(tb testing.TB, data []byte, from, to int) {
+				_, err := pool.Exec(ctx, `INSERT INTO sessions (token, data, expiry)
 SELECT md5('other:' || i), $1, now() + interval '1 hour' FROM generate_series($2::int, $3::int - 1) AS i`, data, from, to)
-					if err != nil {
-						tb.Fatal(err)
-					}
-					pool.Exec(ctx, `VACUUM ANALYZE sessions`)
-				},
-				size:  func(tb testing.TB) float64 { return relSize(tb, pool, "sessions") },
-				close: func() { db.Close(); pool.Close() },
+				if err != nil {
+					tb.Fatal(err)
+				}
+				pool.Exec(ctx, `VACUUM ANALYZE sessions`)
 			}
+			st.size = func(tb testing.TB) float64 { return relSize(tb, pool, "sessions") }
+			st.close = func() { db.Close(); pool.Close() }
+			return st
 		},
 	}
 }
