@@ -257,6 +257,21 @@ func (a *app) session(w http.ResponseWriter, r *http.Request) *sessions.Session[
 	return s
 }
 
+// signedIn returns the session and its owner, the signed-in user; for a
+// visitor who is not signed in it sends them home and returns nil.
+func (a *app) signedIn(w http.ResponseWriter, r *http.Request) (*sessions.Session[Visitor], string) {
+	s := a.session(w, r)
+	if s == nil {
+		return nil, ""
+	}
+	owner := s.Owner()
+	if owner == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return nil, ""
+	}
+	return s, owner
+}
+
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	s := a.session(w, r)
 	if s == nil {
@@ -354,13 +369,8 @@ type sessionsView struct {
 
 // listSessions shows the signed-in user's sessions on every device.
 func (a *app) listSessions(w http.ResponseWriter, r *http.Request) {
-	s := a.session(w, r)
+	s, owner := a.signedIn(w, r)
 	if s == nil {
-		return
-	}
-	owner := s.Owner()
-	if owner == "" {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
 	view := sessionsView{Name: owner, Current: s.Handle()}
@@ -398,13 +408,8 @@ func (a *app) revokeOthers(w http.ResponseWriter, r *http.Request) {
 // ownerAction runs act for the signed-in user, then goes back to the
 // sessions page.
 func (a *app) ownerAction(w http.ResponseWriter, r *http.Request, act func(context.Context, string, *sessions.Session[Visitor]) error) {
-	s := a.session(w, r)
+	s, owner := a.signedIn(w, r)
 	if s == nil {
-		return
-	}
-	owner := s.Owner()
-	if owner == "" {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
 	if err := act(r.Context(), owner, s); err != nil {
