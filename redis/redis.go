@@ -12,13 +12,19 @@
 //
 // Each owner has an index, a sorted set under prefix + "owner:" +
 // base64url(SHA-256 of the owner), of its sessions' keys, scored by the end
-// of each session's lifetime and expiring with the last of them. The index
-// gains a session in a round trip before a write that gives the session
-// that owner, and loses it after a write that takes it away, and is not
-// touched otherwise. In Cluster mode it lives in
-// another slot than the sessions, so it can lag: listing an owner's
-// sessions checks each session's own owner field and prunes entries that
-// no longer match or whose session is gone.
+// of each session's lifetime and expiring with the last of them. It is a
+// key of its own (in Cluster mode, in another slot than the sessions), so
+// it is kept in step by round trips of its own, and only when an owner
+// changes: it gains a session before the write that gives the session
+// that owner and again after it, and loses it after a write that takes it
+// away. It can therefore lag behind the sessions for a moment, or for good
+// when a process stops between the two; listing an owner's sessions checks
+// each session's own owner field and prunes entries that no longer match
+// or whose session is gone.
+//
+// A key under the prefix that the backend did not write (of another type,
+// or a hash without a record) is reported as [sessions.ErrCorrupt], never
+// overwritten.
 //
 // # Guarantees
 //
@@ -43,10 +49,11 @@
 // One round trip per read (EVALSHA of a script that runs HMGET and PTTL, so
 // that the manager knows the record's expiry), one per save (EVALSHA), one
 // per touch (PEXPIRE), which an idle timeout needs only once per hundredth
-// of the timeout; a regenerate adds one for removing the old key, and a change
-// of owner one for the index. Listing an owner's sessions takes three
-// round trips whatever their number (their keys, then all of them in one
-// pipeline, then pruning), and no more work than their number. Every call
+// of the timeout; a regenerate adds one for removing the old key, and a
+// change of owner two for the index. Listing an owner's sessions takes
+// three round trips whatever their number (their keys, then all of them in
+// one pipeline, then pruning), and no more work than their number; like
+// every read, they are scripts, which run on the primary. Every call
 // honours the request context's deadline.
 package redis
 
@@ -57,6 +64,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -133,10 +141,25 @@ func (b *Backend) Read(ctx context.Context, token string) ([]byte, bool, error) 
 var readScript = goredis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], 'd', 'v')
 if not v[1] or not v[2] then
+	if redis.call('EXISTS', KEYS[1]) == 1 then
+		return redis.error_reply('FOREIGN a hash without a session record')
+	end
 	return false
 end
 return {v[1], v[2], redis.call('PTTL', KEYS[1])}
 `)
+
+// scriptErr wraps err, from a script run on a session's key, as what the
+// caller was doing; a key that another writer made (of another type, or a
+// hash without a record) is [sessions.ErrCorrupt], so that it reaches the
+// error handler rather than being taken for a missing session and
+// overwritten.
+func scriptErr(doing string, err error) error {
+	if msg := err.Error(); strings.Contains(msg, "WRONGTYPE") || strings.Contains(msg, "FOREIGN") {
+		return fmt.Errorf("redis: %s: %w: the key holds something else (%v)", doing, sessions.ErrCorrupt, err)
+	}
+	return fmt.Errorf("redis: %s: %w", doing, err)
+}
 
 // ReadRecord returns the record for token, its version and its expiry, in
 // one round trip. A token not shaped like a session ID is not looked up.
@@ -150,7 +173,7 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 		return sessions.Record{}, false, nil
 	}
 	if err != nil {
-		return sessions.Record{}, false, fmt.Errorf("redis: reading session: %w", err)
+		return sessions.Record{}, false, scriptErr("reading session", err)
 	}
 	data, ok1 := vals[0].(string)
 	vs, ok2 := vals[1].(string)
@@ -176,7 +199,11 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 // ARGV[4] = "1" the owner becomes ARGV[5] ("" for none); otherwise it stays.
 // It returns the new version, or -1 on a conflict.
 var writeScript = goredis.NewScript(`
-local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v and redis.call('EXISTS', KEYS[1]) == 1 then
+	return redis.error_reply('FOREIGN a hash without a session record')
+end
+local cur = tonumber(v or '0')
 if ARGV[1] ~= 'any' and cur ~= tonumber(ARGV[1]) then
 	return -1
 end
@@ -193,15 +220,42 @@ return cur + 1
 `)
 
 // indexScript adds ARGV[1] to the owner index KEYS[1] with score ARGV[2]
-// (the end of the session's lifetime, Unix milliseconds), drops entries
-// whose score is before ARGV[3] (now), and makes the index expire with its
-// last entry. It touches one key, so it runs in Cluster mode too.
+// (about the end of the session's lifetime, Unix milliseconds), drops
+// entries whose score is before ARGV[3] (now), and makes the index expire
+// with its last entry. It touches one key, so it runs in Cluster mode too.
 var indexScript = goredis.NewScript(`
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] then
 	redis.call('PEXPIREAT', KEYS[1], last[2])
+end
+return 1
+`)
+
+// listScript returns the members of the owner index KEYS[1] whose score
+// is ARGV[1] (now) or later, with their scores. A script, so that it runs
+// on the primary, where the session writes go.
+var listScript = goredis.NewScript(`
+return redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES')
+`)
+
+// ownedScript returns the record, version, owner and remaining time to
+// live of the session key KEYS[1]. A script, so that it runs on the
+// primary.
+var ownedScript = goredis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'd', 'v', 'o')
+return {v[1] or '', v[2] or '', v[3] or '', redis.call('PTTL', KEYS[1])}
+`)
+
+// pruneScript removes from the owner index KEYS[1] each member ARGV[2i-1]
+// whose score is still ARGV[2i], as a listing read it; a member whose
+// score changed since was indexed again meanwhile, and stays.
+var pruneScript = goredis.NewScript(`
+for i = 1, #ARGV, 2 do
+	if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+		redis.call('ZREM', KEYS[1], ARGV[i])
+	end
 end
 return 1
 `)
@@ -238,21 +292,28 @@ func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Du
 // [sessions.ErrConflict] otherwise. The record's owner becomes w.Owner.
 //
 // When that changes the owner, the new owner's index gains the session
-// first, in a round trip before the write, so that no session that names
-// an owner is ever missing from the owner's index; an entry whose write
-// then fails is pruned when the index is next listed. The previous owner's
-// index loses it after the write, as best it can: once the record is
-// written, WriteIfVersion reports success.
+// in a round trip before the write, so that a session that names an owner
+// is not missing from the owner's index even if the process stops after
+// the write; an entry whose write then fails is pruned when the index is
+// next listed. A listing may run between the two and prune the entry of a
+// session it does not find yet, so a round trip after the write indexes
+// the session again, under a score of its own that a listing's pruning
+// leaves alone. The previous owner's index loses the session after the
+// write. Both are as best they can be: once the record is written,
+// WriteIfVersion reports success.
 func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	sum := sessions.HashToken(w.ID)
 	reindex := w.Owner != w.PreviousOwner
 	if reindex && w.Owner != "" {
-		if err := b.index(ctx, sum, w); err != nil {
+		if err := b.index(ctx, sum, w, true); err != nil {
 			return "", err
 		}
 	}
 	if err := b.write(ctx, b.hashKey(sum), w.Data, w.TTL, strconv.FormatUint(w.Version, 10), "1", w.Owner); err != nil {
 		return "", err
+	}
+	if reindex && w.Owner != "" {
+		b.index(ctx, sum, w, false) // a failure leaves the pending entry, which listing keeps while the session is live
 	}
 	if reindex && w.PreviousOwner != "" {
 		b.client.ZRem(ctx, b.ownerKey(w.PreviousOwner), member(sum)) // listing prunes it otherwise
@@ -264,7 +325,7 @@ func (b *Backend) write(ctx context.Context, key string, data []byte, ttl time.D
 	ms := max(ttl.Milliseconds(), 1)
 	n, err := writeScript.Run(ctx, b.client, []string{key}, version, data, ms, setOwner, owner).Int64()
 	if err != nil {
-		return fmt.Errorf("redis: saving session: %w", err)
+		return scriptErr("saving session", err)
 	}
 	if n < 0 {
 		return sessions.ErrConflict
@@ -272,11 +333,17 @@ func (b *Backend) write(ctx context.Context, key string, data []byte, ttl time.D
 	return nil
 }
 
-// index adds the session whose HashToken is sum to w.Owner's index.
-func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.VersionedWrite) error {
+// index adds the session whose HashToken is sum to w.Owner's index. Its
+// score is the end of the session's lifetime, a millisecond earlier while
+// the write is pending: the two differ so that a listing that read the
+// pending entry does not prune the written one.
+func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.VersionedWrite, pending bool) error {
 	deadline := w.Deadline.UnixMilli()
 	if w.Deadline.IsZero() {
 		deadline = time.Now().Add(w.TTL).UnixMilli()
+	}
+	if pending {
+		deadline--
 	}
 	err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, member(sum), deadline, time.Now().UnixMilli()).Err()
 	if err != nil {
@@ -288,52 +355,81 @@ func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.V
 // Owned returns the live sessions whose owner is owner: the members of the
 // owner's index, each read with its TTL in one pipeline and checked against
 // its own owner field. Entries that do not match are removed from the
-// index.
+// index, unless they were indexed again meanwhile. Every read is a script,
+// so it runs on the primary even when the client may read from replicas.
 func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedRecord, error) {
 	idx := b.ownerKey(owner)
 	now := time.Now()
-	members, err := b.client.ZRangeByScore(ctx, idx, &goredis.ZRangeBy{Min: strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf"}).Result()
+	scored, err := listScript.Run(ctx, b.client, []string{idx}, now.UnixMilli()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redis: listing an owner's sessions: %w", err)
 	}
-	if len(members) == 0 {
+	if len(scored) == 0 {
 		return nil, nil
 	}
-	type read struct {
-		fields *goredis.SliceCmd
-		ttl    *goredis.DurationCmd
-	}
-	reads := make([]read, len(members))
-	pipe := b.client.Pipeline()
-	for i, m := range members {
-		key := b.prefix + m
-		reads[i] = read{pipe.HMGet(ctx, key, "d", "v", "o"), pipe.PTTL(ctx, key)}
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+	reads, err := b.readOwned(ctx, scored)
+	if err != nil {
 		return nil, fmt.Errorf("redis: reading an owner's sessions: %w", err)
 	}
 	var out []sessions.OwnedRecord
-	var stale []any
-	for i, m := range members {
-		vals, ttl := reads[i].fields.Val(), reads[i].ttl.Val()
-		data, ok1 := vals[0].(string)
-		vs, ok2 := vals[1].(string)
-		o, _ := vals[2].(string)
-		var sum [sha256.Size]byte
-		n, err := base64.RawURLEncoding.Decode(sum[:], []byte(m))
-		version, verr := strconv.ParseUint(vs, 10, 64)
-		if !ok1 || !ok2 || o != owner || err != nil || n != sha256.Size || verr != nil || ttl <= 0 {
-			stale = append(stale, m)
+	var stale []any // member, score: pairs for pruneScript
+	for i := 0; i+1 < len(scored); i += 2 {
+		m := scored[i]
+		vals, _ := reads[i/2].Slice()
+		rec, ok := ownedRecord(m, vals, owner, now)
+		if !ok {
+			stale = append(stale, m, scored[i+1])
 			continue
 		}
-		out = append(out, sessions.OwnedRecord{Key: sum, Record: sessions.Record{
-			Data: []byte(data), Version: version, ExpiresAt: now.Add(ttl)}})
+		out = append(out, rec)
 	}
 	if len(stale) > 0 {
 		// Best effort: a later listing prunes whatever this one could not.
-		b.client.ZRem(ctx, idx, stale...)
+		pruneScript.Run(ctx, b.client, []string{idx}, stale...)
 	}
 	return out, nil
+}
+
+// readOwned runs ownedScript on the session key of every member of
+// scored (member, score, member, score...) in one pipeline. It sends the
+// script's hash, and the script itself only when a node has not cached it.
+func (b *Backend) readOwned(ctx context.Context, scored []string) ([]*goredis.Cmd, error) {
+	reads, err := b.pipeOwned(ctx, scored, ownedScript.EvalSha)
+	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		reads, err = b.pipeOwned(ctx, scored, ownedScript.Eval)
+	}
+	return reads, err
+}
+
+// pipeOwned is readOwned's pipeline, sending the script with run.
+func (b *Backend) pipeOwned(ctx context.Context, scored []string, run func(context.Context, goredis.Scripter, []string, ...any) *goredis.Cmd) ([]*goredis.Cmd, error) {
+	pipe := b.client.Pipeline()
+	reads := make([]*goredis.Cmd, 0, len(scored)/2)
+	for i := 0; i+1 < len(scored); i += 2 {
+		reads = append(reads, run(ctx, pipe, []string{b.prefix + scored[i]}))
+	}
+	_, err := pipe.Exec(ctx)
+	return reads, err
+}
+
+// ownedRecord returns the record that ownedScript read as vals for the
+// index member m, and whether it is a live session of owner.
+func ownedRecord(m string, vals []any, owner string, now time.Time) (sessions.OwnedRecord, bool) {
+	if len(vals) != 4 {
+		return sessions.OwnedRecord{}, false
+	}
+	data, _ := vals[0].(string)
+	vs, _ := vals[1].(string)
+	o, _ := vals[2].(string)
+	ttl, _ := vals[3].(int64)
+	var sum [sha256.Size]byte
+	n, err := base64.RawURLEncoding.Decode(sum[:], []byte(m))
+	version, verr := strconv.ParseUint(vs, 10, 64)
+	if data == "" || o != owner || err != nil || n != sha256.Size || verr != nil || ttl <= 0 {
+		return sessions.OwnedRecord{}, false
+	}
+	return sessions.OwnedRecord{Key: sum, Record: sessions.Record{
+		Data: []byte(data), Version: version, ExpiresAt: now.Add(time.Duration(ttl) * time.Millisecond)}}, true
 }
 
 // RemoveOwned deletes the session whose HashToken is key if its owner is

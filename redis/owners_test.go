@@ -1,0 +1,230 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/starsessions/sessions"
+)
+
+// pauseWrite holds the next EVALSHA of writeScript until release is
+// closed, once reached is closed.
+type pauseWrite struct {
+	reached, release chan struct{}
+	once             sync.Once
+}
+
+func (p *pauseWrite) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (p *pauseWrite) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+func (p *pauseWrite) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if args := cmd.Args(); cmd.Name() == "evalsha" && args[1] == writeScript.Hash() {
+			p.once.Do(func() {
+				close(p.reached)
+				<-p.release
+			})
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A listing that runs while a login is between indexing the session and
+// writing it finds no session under the entry and prunes it; the login's
+// write must still leave the session listed, or RevokeAll would never
+// reach it.
+func TestListingDuringLoginKeepsTheSession(t *testing.T) {
+	ctx := context.Background()
+	writer := goredis.NewClient(&goredis.Options{Addr: singleClient(t).Options().Addr})
+	defer writer.Close()
+	p := &pauseWrite{reached: make(chan struct{}), release: make(chan struct{})}
+	writer.AddHook(p)
+	prefix := newPrefix()
+	wb := New(writer, WithPrefix(prefix))
+	lb := New(singleClient(t), WithPrefix(prefix))
+
+	id := sessions.NewID()
+	done := make(chan error, 1)
+	go func() {
+		_, err := wb.WriteIfVersion(ctx, sessions.VersionedWrite{ID: id, Data: []byte("x"), TTL: time.Hour,
+			Owner: "ann", Deadline: time.Now().Add(time.Hour)})
+		done <- err
+	}()
+	<-p.reached // indexed, not written
+	during, err := lb.Owned(ctx, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(p.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	after, err := lb.Owned(ctx, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(during) != 0 || len(after) != 1 || after[0].Key != sessions.HashToken(id) {
+		t.Errorf("listed %d sessions during the login and %d after it; want 0, then the new one", len(during), len(after))
+	}
+}
+
+// An index entry whose session is gone, or never came (a write that
+// failed after its entry was made), or went to another owner, is pruned
+// by the next listing; a live one stays.
+func TestListingPrunesWhatIsGone(t *testing.T) {
+	ctx := context.Background()
+	client := singleClient(t)
+	b := New(client, WithPrefix(newPrefix()))
+	write := func(id, owner, previous string) {
+		t.Helper()
+		if _, err := b.WriteIfVersion(ctx, sessions.VersionedWrite{ID: id, Data: []byte("x"), TTL: time.Hour,
+			Owner: owner, PreviousOwner: previous, Deadline: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, removed, moved, never := sessions.NewID(), sessions.NewID(), sessions.NewID(), sessions.NewID()
+	write(live, "ann", "")
+	write(removed, "ann", "")
+	write(moved, "ann", "")
+	if err := b.Remove(ctx, removed); err != nil {
+		t.Fatal(err)
+	}
+	// Moved to bob by a write whose clean-up of ann's index did not run:
+	// the record names bob, ann's index still has it.
+	if err := b.write(ctx, b.key(moved), []byte("x"), time.Hour, "1", "1", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.index(ctx, sessions.HashToken(never), sessions.VersionedWrite{Owner: "ann", TTL: time.Hour}, true); err != nil {
+		t.Fatal(err)
+	}
+	members := func() []string {
+		t.Helper()
+		m, err := client.ZRange(ctx, b.ownerKey("ann"), 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if n := len(members()); n != 4 {
+		t.Fatalf("ann's index has %d entries before listing; want 4", n)
+	}
+	got, err := b.Owned(ctx, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Key != sessions.HashToken(live) {
+		t.Errorf("listed %d sessions; want the live one", len(got))
+	}
+	if diff := cmp.Diff([]string{member(sessions.HashToken(live))}, members()); diff != "" {
+		t.Errorf("ann's index after listing (-want +got):\n%s", diff)
+	}
+}
+
+// commandNames records the name of every command, pipelined ones
+// included.
+type commandNames struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (c *commandNames) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (c *commandNames) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		c.mu.Lock()
+		c.names = append(c.names, cmd.Name())
+		c.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (c *commandNames) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		c.mu.Lock()
+		for _, cmd := range cmds {
+			c.names = append(c.names, cmd.Name())
+		}
+		c.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// Listing reads through scripts only: go-redis sends read-only commands
+// to replicas when a client is set up to read from them (ReadOnly,
+// RouteByLatency, RouteRandomly), and a replica could still list a
+// session that was just revoked.
+func TestListingReadsOnThePrimary(t *testing.T) {
+	ctx := context.Background()
+	client := goredis.NewClient(&goredis.Options{Addr: singleClient(t).Options().Addr})
+	defer client.Close()
+	b := New(client, WithPrefix(newPrefix()))
+	for range 3 {
+		if _, err := b.WriteIfVersion(ctx, sessions.VersionedWrite{ID: sessions.NewID(), Data: []byte("x"),
+			TTL: time.Hour, Owner: "ann", Deadline: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := client.ScriptFlush(ctx).Err(); err != nil { // the pipeline must fall back to sending the script
+		t.Fatal(err)
+	}
+	names := &commandNames{}
+	client.AddHook(names)
+	got, err := b.Owned(ctx, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Errorf("listed %d sessions; want 3", len(got))
+	}
+	for _, name := range names.names {
+		switch name {
+		case "evalsha", "eval":
+		case "hello", "client": // a new connection's handshake
+		default:
+			t.Fatalf("listing sent %s, which a client may send to a replica; sent %q", name, names.names)
+		}
+	}
+}
+
+// A key under the prefix that this backend did not write (another type,
+// or a hash without a record) is ErrCorrupt, for reads and writes: taking
+// it for a missing session would overwrite it.
+func TestForeignKeysAreCorrupt(t *testing.T) {
+	ctx := context.Background()
+	client := singleClient(t)
+	b := New(client, WithPrefix(newPrefix()))
+	for _, tc := range []struct {
+		name  string
+		plant func(key string) error
+	}{
+		{"string", func(key string) error { return client.Set(ctx, key, "theirs", time.Minute).Err() }},
+		{"list", func(key string) error { return client.RPush(ctx, key, "theirs").Err() }},
+		{"hash of other fields", func(key string) error { return client.HSet(ctx, key, "name", "theirs").Err() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := sessions.NewID()
+			if err := tc.plant(b.key(id)); err != nil {
+				t.Fatal(err)
+			}
+			before := client.Dump(ctx, b.key(id)).Val()
+			if _, _, err := b.ReadRecord(ctx, id); !errors.Is(err, sessions.ErrCorrupt) {
+				t.Errorf("read: err = %v, want ErrCorrupt", err)
+			}
+			_, err := b.WriteIfVersion(ctx, sessions.VersionedWrite{ID: id, Data: []byte("x"), TTL: time.Minute})
+			if !errors.Is(err, sessions.ErrCorrupt) {
+				t.Errorf("write: err = %v, want ErrCorrupt", err)
+			}
+			if after := client.Dump(ctx, b.key(id)).Val(); after != before || before == "" {
+				t.Errorf("the key changed: DUMP %q, then %q", before, after)
+			}
+		})
+	}
+}
