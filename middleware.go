@@ -33,8 +33,11 @@ func (m *Manager[T]) Middleware(next http.Handler) http.Handler {
 		}
 		st.rw = responseWriter{ResponseWriter: w, saver: st}
 		next.ServeHTTP(&st.rw, r)
+		// A commit before next returned leaves next time to change the
+		// value through a pointer from Data, which finish looks for.
+		early := st.headerOut()
 		st.rw.commit()
-		st.finish()
+		st.finish(early)
 	})
 }
 
@@ -52,6 +55,9 @@ type requestState[T any] struct {
 	// hijacked is set when the connection was taken over before the
 	// header was written.
 	hijacked bool
+	// saveFailed is set when the middleware's save failed, and the error
+	// handler answered.
+	saveFailed bool
 	// vary is this response's own Vary value, so that no slice is shared
 	// between responses' headers; varied is set once it is in the header.
 	vary    [1]string
@@ -84,6 +90,9 @@ func (st *requestState[T]) save(w http.ResponseWriter) bool {
 		return true
 	}
 	if err := st.m.save(st.r.Context(), w.Header(), &st.session, st.addVary); err != nil {
+		st.mu.Lock()
+		st.saveFailed = true // the error handler has said so; finish need not
+		st.mu.Unlock()
 		st.m.handleError(w, st.r, err)
 		return false
 	}
@@ -105,18 +114,27 @@ func (st *requestState[T]) hijack() {
 	}
 }
 
-// finish runs when the handler has returned and the response is
-// committed: it warns about changes that nothing saved.
-func (st *requestState[T]) finish() {
+// headerOut reports whether the session was committed: the response
+// header is out, or the connection hijacked.
+func (st *requestState[T]) headerOut() bool {
 	st.mu.Lock()
-	loaded, hijacked := st.loaded, st.hijacked
+	defer st.mu.Unlock()
+	return st.committed
+}
+
+// finish runs when the handler has returned and the response is
+// committed: it warns about changes that nothing saved. early says the
+// commit came before the handler returned.
+func (st *requestState[T]) finish(early bool) {
+	st.mu.Lock()
+	loaded, hijacked, failed := st.loaded, st.hijacked, st.saveFailed
 	st.mu.Unlock()
-	if !loaded {
+	if !loaded || failed {
 		return
 	}
 	s := &st.session
 	s.mu.Lock()
-	unsaved := s.lateChange || (hijacked || s.lateData) && st.m.dirtyLocked(s)
+	unsaved := s.lateChange || (hijacked || s.lateData || early && s.handedOut) && st.m.dirtyLocked(s)
 	s.committed = true
 	s.dropSnapshotLocked()
 	s.mu.Unlock()

@@ -116,8 +116,9 @@ func (m *Manager[T]) save(ctx context.Context, h http.Header, s *Session[T], var
 // saveLocked brings the backend, and the response header h when target is
 // toHeader, up to date with s, whose lock the caller holds. After a
 // successful save, what was saved is what the next save compares with.
-func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Header, target saveTarget) error {
-	defer s.dropSnapshotLocked() // spent either way
+func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Header, target saveTarget) (err error) {
+	var changed bool
+	defer func() { s.resnapshotLocked(err == nil, changed) }()
 
 	if s.failed != nil {
 		// The failed save's write may have landed: replaying its updates
@@ -133,6 +134,7 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	if err != nil {
 		return err
 	}
+	changed = dirty
 	before := m.auditBefore(s)
 	hadToken := s.hadToken
 	// The request's time, taken when the session was loaded, serves as the

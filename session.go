@@ -35,6 +35,9 @@ type Session[T any] struct {
 	// exposed is set once data may have changed: Data handed out a
 	// pointer, or Update ran. Until then, saving needs no encoding.
 	exposed bool
+	// handedOut is set once Data handed out a pointer, through which the
+	// value may change at any time, after the save included.
+	handedOut bool
 	// snap holds data's image from when Data first handed out a pointer
 	// (see snapshot.go), or is nil.
 	snap *snapshot
@@ -101,6 +104,7 @@ func (s *Session[T]) Data() *T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lateData = s.lateData || s.committed
+	s.handedOut = true
 	if !s.exposed {
 		if s.m.plan != nil {
 			s.snap = takeSnapshot(s.m.plan, &s.data)
@@ -114,6 +118,21 @@ func (s *Session[T]) Data() *T {
 // taken when Data first handed it out.
 func (s *Session[T]) unchangedSinceSnapshotLocked() bool {
 	return s.snap != nil && s.snap.matches(s.m.plan, unsafe.Pointer(&s.data))
+}
+
+// resnapshotLocked brings the snapshot up to date after a save, which
+// succeeded if ok and stored a changed value if changed: a pointer that
+// Data handed out can still change the value, and the middleware's last
+// look for such a change should cost an image, not an encoding. After a
+// failed save the snapshot proves nothing, and goes.
+func (s *Session[T]) resnapshotLocked(ok, changed bool) {
+	switch {
+	case !ok || !s.handedOut || s.m.plan == nil:
+		s.dropSnapshotLocked()
+	case changed || s.snap == nil:
+		s.dropSnapshotLocked()
+		s.snap = takeSnapshot(s.m.plan, &s.data)
+	}
 }
 
 // dropSnapshotLocked forgets the snapshot, after which changes are found
