@@ -69,7 +69,9 @@ func planSave(in saveInput) savePlan {
 		return p
 	}
 	// No new token, no deletion and no new kind of cookie reaches the
-	// client any more.
+	// client any more. A record that lives in the client's token cannot be
+	// removed either: removing it is what expiring the cookie does.
+	p.remove = p.remove && !in.clientSide
 	switch {
 	case p.write && p.refreshOnly && in.clientSide:
 		return savePlan{} // the idle refresh waits for the next request

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -308,5 +310,46 @@ func TestUndecodableWarnsOncePerBurst(t *testing.T) {
 		if strings.Contains(logs.String(), tok) {
 			t.Errorf("a token appears in the log")
 		}
+	}
+}
+
+// TestCookieLogoutAfterHeaderIsNotAudited destroys a cookie session after
+// the response header is out: the cookie cannot be expired any more and
+// stays valid, so Save fails with ErrHeaderWritten and the audit trail
+// must not record a logout that did not happen.
+func TestCookieLogoutAfterHeaderIsNotAudited(t *testing.T) {
+	var logs bytes.Buffer
+	m := sessions.New[profile](newCookieBackend(), sessions.WithAuditTrail(), sessions.WithLogger(newJSONLogger(&logs)))
+	var saveErr error
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := m.Get(r)
+		switch r.URL.Path {
+		case "/visit":
+			s.Update(func(p *profile) { p.Visits++ })
+		case "/late-logout":
+			io.WriteString(w, "bye")
+			s.Destroy()
+			saveErr = s.Save(r.Context())
+		}
+		fmt.Fprintf(w, "visits=%d", s.Value().Visits)
+	}))
+	br := &browser{t: t, h: h}
+	br.do("GET", "/visit")
+	br.do("GET", "/late-logout")
+	if !errors.Is(saveErr, sessions.ErrHeaderWritten) {
+		t.Errorf("Save after a late Destroy: %v, want ErrHeaderWritten", saveErr)
+	}
+	if got := body(br.do("GET", "/read")); got != "visits=1" {
+		t.Errorf("the cookie after a late logout reads %q; it stays valid, as documented", got)
+	}
+	var events []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err == nil && entry["msg"] == "sessions: audit" {
+			events = append(events, entry["event"].(string))
+		}
+	}
+	if diff := cmp.Diff([]string{"created"}, events); diff != "" {
+		t.Errorf("audit events (-want +got):\n%s", diff)
 	}
 }
