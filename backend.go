@@ -158,10 +158,11 @@ type OwnedRecord struct {
 }
 
 // A Toucher is a [Backend] that can extend a record's expiry without
-// rewriting its data. With an idle timeout, the manager touches the record of
-// every request that read the session without changing it; a backend that is
-// not a Toucher has its record rewritten instead, at most once per
-// hundredth of the idle timeout.
+// rewriting its data. With an idle timeout, a request that read the session
+// without changing it touches the record when its expiry, as the backend
+// reported it, has fallen a hundredth of the timeout (at least a second)
+// behind; a backend that is not a Toucher has its record rewritten instead,
+// as often.
 type Toucher interface {
 	// Touch sets the expiry of the live record for token to ttl from now.
 	// It does nothing, and returns nil, when the record is unknown or has

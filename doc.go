@@ -31,7 +31,9 @@
 // The middleware saves the session just before the response header is
 // written, at the first Write, WriteHeader, Flush or ReadFrom, or when the
 // handler returns. It saves only what changed, so a request that only reads
-// sends no Set-Cookie and writes nothing to the backend. To find out, it
+// sends no Set-Cookie and writes nothing to the backend, unless it must keep
+// an idle timeout going (at most once per hundredth of the timeout) or
+// re-sign a cookie signed with a retired secret. To find out, it
 // compares the value with a copy of its contents that [Session.Data] set
 // aside when it first handed out the pointer; only when the two differ, or
 // when T holds maps or interfaces (which get no such copy), does it encode

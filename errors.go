@@ -32,13 +32,16 @@ var ErrConflict = errors.New("sessions: session changed by a concurrent request"
 // rather than to a fresh session, because the store may still hold the
 // user's session and replacing it would lose it silently. A well-formed
 // record whose data no longer decodes into T, as after a change to T, is
-// not corrupt: it gives a fresh session and a debug log line.
+// not corrupt: it gives a fresh session and a warning (one per burst of
+// them).
 var ErrCorrupt = errors.New("sessions: backend returned a corrupt session record")
 
 // ErrHeaderWritten is returned, wrapped, by [Session.Save] when the
 // response header has been written and the save would need to give the
-// client a new token, or delete its token: for a new session, after
-// [Session.Regenerate], and for every save on the cookie backend.
+// client a new token, a new kind of cookie, or delete its token: for a new
+// session, after [Session.Regenerate], after [Session.SetPersistent]
+// changed the kind of cookie, and for every save on the cookie backend,
+// [Session.Destroy] included (the cookie then stays valid).
 var ErrHeaderWritten = errors.New("sessions: the response header has been written; the client's token cannot change")
 
 // ErrRevoked, returned wrapped or not by the function given to

@@ -78,7 +78,10 @@ func (m *Manager[T]) adopt(ctx context.Context, s *Session[T], token string, dat
 	if err != nil {
 		return "", err
 	}
-	if h.tagged != m.tagged || h.tag != m.tag {
+	if h.legacy {
+		return "session stored by a pre-release build, before records were bound to their cookie name", nil
+	}
+	if !m.ownRecord(h) {
 		return "session stored under another cookie name", nil
 	}
 	if reason := m.expired(h, now); reason != "" {

@@ -201,6 +201,15 @@ func (m *Manager[T]) persistentFor(p persistence) bool {
 	return p == persistOn || p == persistDefault && m.persistent
 }
 
+// ownRecord reports whether a record with header h was stored by a manager
+// of this one's cookie name. A legacy record never is: it may belong to
+// another manager sharing the backend, and taking it for this one's would
+// let a token move from one cookie name to another, which the name tag
+// prevents.
+func (m *Manager[T]) ownRecord(h recordHeader) bool {
+	return !h.legacy && h.tagged == m.tagged && h.tag == m.tag
+}
+
 // idleSlack is how far a record's expiry may fall behind the idle timeout
 // before a request that only reads the session extends it, and how much
 // longer than the idle timeout each extension lasts. A session in use is

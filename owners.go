@@ -170,7 +170,7 @@ func (m *Manager[T]) owned(ctx context.Context, owner string) ([]ownedSession, e
 			continue
 		}
 		// The record itself, not only the index, must name the owner.
-		if h.owner != owner || h.tagged != m.tagged || h.tag != m.tag || m.expired(h, now) != "" {
+		if h.owner != owner || !m.ownRecord(h) || m.expired(h, now) != "" {
 			continue
 		}
 		lastSeen := time.Unix(h.accessed, 0)

@@ -29,6 +29,9 @@ type recordHeader struct {
 	tagged   bool
 	tag      nameTag
 	owner    string
+	// legacy is set for a record in format 1, which pre-release builds
+	// wrote before records were bound to their cookie name.
+	legacy bool
 }
 
 // A nameTag stands for the name a session's token travels under. Records of
@@ -43,6 +46,10 @@ func tagOf(name string) nameTag {
 }
 
 const recordFormat = 2
+
+// legacyFormat is the format before name tags and owners: the same layout
+// with bits 2 and 3 clear.
+const legacyFormat = 1
 
 const (
 	flagOwner  = 1 << 3
@@ -93,7 +100,17 @@ func appendRecordHeader(dst []byte, h recordHeader) []byte {
 // alias b. It returns ErrCorrupt for bytes that are not a record.
 func parseRecord(b []byte) (recordHeader, []byte, error) {
 	var h recordHeader
-	if len(b) < 1 || b[0]>>4 != recordFormat || b[0]&0x03 > byte(persistOff) {
+	if len(b) < 1 || b[0]&0x03 > byte(persistOff) {
+		return h, nil, ErrCorrupt
+	}
+	switch b[0] >> 4 {
+	case recordFormat:
+	case legacyFormat:
+		if b[0]&(flagOwner|flagTagged) != 0 {
+			return h, nil, ErrCorrupt
+		}
+		h.legacy = true
+	default:
 		return h, nil, ErrCorrupt
 	}
 	flags := b[0] & 0x0F

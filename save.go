@@ -639,7 +639,7 @@ func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) (reloaded, error
 	if err != nil {
 		return reloaded{}, fmt.Errorf("sessions: reloading session: %w", err)
 	}
-	if h.tagged != m.tagged || h.tag != m.tag {
+	if !m.ownRecord(h) {
 		return reloaded{}, fmt.Errorf("%w: the session was replaced under another cookie name", ErrConflict)
 	}
 	return reloaded{version: rec.Version, header: h, payload: payload}, nil
