@@ -63,11 +63,6 @@ func (w *appendWriter) WriteByte(c byte) error {
 	return nil
 }
 
-func (w *appendWriter) WriteString(s string) (int, error) {
-	w.b = append(w.b, s...)
-	return len(s), nil
-}
-
 // msgpackEncoder pairs an encoder with the writer it writes to, so both
 // are reused across calls.
 type msgpackEncoder struct {

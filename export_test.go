@@ -15,3 +15,6 @@ func SetSleep[T any](m *Manager[T], sleep func(ctx context.Context, d time.Durat
 
 // MaxSaveAttempts is the bound on save attempts, for tests.
 const MaxSaveAttempts = maxSaveAttempts
+
+// SaveLocksHeld is how many sessions' save locks are held or awaited.
+func SaveLocksHeld[T any](m *Manager[T]) int { return m.saveLocks.len() }

@@ -80,7 +80,8 @@ func (k *keyLocks) drop(l *keyLock) {
 	}
 }
 
-// len returns how many keys have a lock, for tests.
+// len returns how many keys have a lock, held or awaited; tests check
+// that none is left behind.
 func (k *keyLocks) len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()

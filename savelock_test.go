@@ -2,6 +2,7 @@ package sessions_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -75,6 +76,9 @@ func TestSaveLockIsPerSession(t *testing.T) {
 	}
 	close(b.release)
 	wg.Wait()
+	if held := sessions.SaveLocksHeld(m); held != 0 {
+		t.Errorf("%d save locks left behind", held)
+	}
 }
 
 // conflictingBackend is a memory backend on which requests that carry
@@ -138,4 +142,51 @@ func TestBackoffDoesNotHoldTheSaveLock(t *testing.T) {
 
 func hasVisits(shown string, n int) bool {
 	return strings.Contains(shown, " visits="+strconv.Itoa(n)+" ")
+}
+
+// TestSaveLockWaitEndsWithTheContext saves a session whose save lock
+// another request holds, with a context that has ended: the wait ends with
+// the context's error, which reaches the error handler, and once the other
+// save finishes no lock is left behind.
+func TestSaveLockWaitEndsWithTheContext(t *testing.T) {
+	store := memory.New()
+	defer store.Close()
+	b := &gatedBackend{Backend: store, entered: make(chan struct{}), release: make(chan struct{})}
+	var handled error
+	m := sessions.New[profile](b, sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+		handled = err
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	}))
+	h := app(m, func(s *sessions.Session[profile]) { s.Update(func(p *profile) { p.Visits++ }) })
+	br := &browser{t: t, h: h}
+	br.do("GET", "/")
+	holderDone := make(chan int)
+	go func() {
+		req := httptest.NewRequest("GET", "/", nil).WithContext(context.WithValue(context.Background(), gateKey{}, true))
+		req.AddCookie(br.cookie)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		holderDone <- rec.Code
+	}()
+	failAfter(t, b.entered, "the first save, holding the lock, in the backend")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	req.AddCookie(br.cookie)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || !errors.Is(handled, context.Canceled) {
+		t.Errorf("a save waiting for the lock with an ended context: status %d, error %v", rec.Code, handled)
+	}
+	close(b.release)
+	if code := <-holderDone; code != http.StatusOK {
+		t.Fatalf("the save that held the lock: status %d", code)
+	}
+	if n := sessions.SaveLocksHeld(m); n != 0 {
+		t.Errorf("%d save locks left behind", n)
+	}
+	reader := &browser{t: t, h: app(m, read), cookie: br.cookie}
+	if got := body(reader.do("GET", "/")); !hasVisits(got, 2) {
+		t.Errorf("after two saved increments the session reads %q", got)
+	}
 }
