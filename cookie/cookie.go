@@ -99,10 +99,13 @@ func New(secret []byte, opts ...Option) *Backend {
 		opt(&c)
 	}
 	secrets := append([][]byte{secret}, c.oldSecrets...)
-	for _, s := range secrets {
+	for i, s := range secrets {
 		if len(s) < MinSecretLength {
 			panic(fmt.Sprintf("cookie: the secret is %d bytes; it must be at least %d random bytes", len(s), MinSecretLength))
 		}
+		// BindName derives keys from the secrets later: a caller that
+		// wipes or reuses its buffer must not change them.
+		secrets[i] = bytes.Clone(s)
 	}
 	return newBackend(secrets, sessions.DefaultCookieName, c.encrypt)
 }

@@ -157,6 +157,27 @@ func TestKeysDependOnSecret(t *testing.T) {
 	}
 }
 
+// TestSecretsAreCopied wipes the secret buffers after New, as a careful
+// application does: the keys BindName derives afterwards must still come
+// from the secrets as they were, not from zeros anyone could sign with.
+func TestSecretsAreCopied(t *testing.T) {
+	s, old := bytes.Clone(secret), bytes.Clone(oldSecret)
+	b := New(s, WithOldSecrets(old))
+	clear(s)
+	clear(old)
+	bound := b.BindName("session").(*Backend)
+	zeros := New(make([]byte, len(secret))).BindName("session").(*Backend)
+	if _, found, _ := bound.Read(ctx, write(t, zeros, "forged")); found {
+		t.Error("a cookie signed with an all-zero secret is accepted after the secret's buffer was wiped")
+	}
+	if data, found, _ := New(secret).BindName("session").(*Backend).Read(ctx, write(t, bound, "x")); !found || string(data) != "x" {
+		t.Errorf("the bound backend does not sign with the secret it was given: %q, %t", data, found)
+	}
+	if rec, found, _ := bound.ReadRecord(ctx, write(t, New(oldSecret).BindName("session").(*Backend), "y")); !found || !rec.Rotate {
+		t.Errorf("the wiped old secret was not kept: found %t, rotate %t", found, rec.Rotate)
+	}
+}
+
 // TestBoundToName checks that a cookie is accepted under the name it was
 // issued for only, also when one Backend value serves both names, and that
 // the name is bound into the keys as well as into the signature.
