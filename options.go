@@ -48,6 +48,9 @@ type config struct {
 // says otherwise.
 const DefaultCookieName = "session"
 
+// maxDuration bounds lifetimes and idle timeouts: 100 years.
+const maxDuration = 100 * 365 * 24 * time.Hour
+
 // DefaultLifetime is a session's absolute lifetime unless [WithLifetime]
 // says otherwise.
 const DefaultLifetime = 24 * time.Hour
@@ -88,7 +91,9 @@ func WithAutoload() Option { return func(c *config) { c.autoload = true } }
 
 // WithLifetime sets a session's absolute lifetime, counted from its
 // creation: after it the server refuses the session, however active it
-// was. The default is [DefaultLifetime]. New panics if d is not positive.
+// was. The default is [DefaultLifetime]. New panics if d is not positive,
+// and takes a d over 100 years, such as math.MaxInt64 for "for ever", as
+// 100 years: stores keep expiries as times, which must not overflow.
 //
 // The lifetime does not decide the kind of cookie; see [WithPersistent].
 func WithLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
@@ -103,7 +108,7 @@ func WithPersistent(persistent bool) Option { return func(c *config) { c.persist
 
 // WithIdleTimeout sets a sliding expiry, as starsessions' rolling=True does:
 // a session not used for d expires, even within its lifetime. The default,
-// 0, sets no idle timeout.
+// 0, sets no idle timeout; a d over 100 years is taken as 100 years.
 //
 // Requests that change the session extend it as they save it. A request
 // that only reads extends it only once its expiry has fallen a hundredth
@@ -284,6 +289,8 @@ func (c *config) check() {
 	if c.lifetime <= 0 {
 		panic("sessions: WithLifetime needs a positive duration")
 	}
+	c.lifetime = min(c.lifetime, maxDuration)
+	c.idleTimeout = min(c.idleTimeout, maxDuration)
 	if c.tokenHeaderSet {
 		if len(c.cookieOptions) > 0 {
 			panic("sessions: WithTokenHeader sends no cookie, but " + strings.Join(c.cookieOptions, ", ") + " configures one")

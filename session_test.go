@@ -3,8 +3,10 @@ package sessions_test
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -175,5 +177,35 @@ func TestHandleStableAcrossSaves(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if strings.Contains(handles[2], br.cookie.Value) || strings.Contains(br.cookie.Value, handles[2]) {
 		t.Errorf("the handle shows the token")
+	}
+}
+
+// TestForeverIsACentury asks for a lifetime and an idle timeout of for
+// ever: both are taken as 100 years, so that no expiry overflows on its
+// way to a store, and the session keeps counting.
+func TestForeverIsACentury(t *testing.T) {
+	m := sessions.New[profile](memory.New(), sessions.WithLifetime(math.MaxInt64), sessions.WithIdleTimeout(math.MaxInt64))
+	var expires time.Time
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		s.Update(func(p *profile) { p.Visits++ })
+		expires = s.ExpiresAt()
+		io.WriteString(w, strconv.Itoa(s.Value().Visits))
+	}))
+	br := &browser{t: t, h: h}
+	var got string
+	for range 3 {
+		got = body(br.do("GET", "/"))
+	}
+	if got != "3" {
+		t.Errorf("the third visit counts %q, want 3", got)
+	}
+	century := time.Now().Add(100 * 365 * 24 * time.Hour)
+	if expires.Before(century.Add(-time.Hour)) || expires.After(century.Add(time.Hour)) {
+		t.Errorf("ExpiresAt = %v, want about %v", expires, century)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,7 +242,7 @@ func (b *Backend) writeLocked(sh *shard, key *[sha256.Size]byte, w sessions.Vers
 			return true, nil
 		}
 	}
-	if !sh.put(key, now+int64(w.TTL), current+1, owner, w.Data) {
+	if !sh.put(key, expiry(now, w.TTL), current+1, owner, w.Data) {
 		if !held {
 			b.count.Add(-1)
 		}
@@ -340,6 +341,15 @@ func (b *Backend) RemoveOwned(_ context.Context, owner string, key [sha256.Size]
 	return true, nil
 }
 
+// expiry returns the Unix nanosecond ttl after now, and the last one there
+// is for a ttl that goes past it: "forever" must not wrap into the past.
+func expiry(now int64, ttl time.Duration) int64 {
+	if ttl > 0 && int64(ttl) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(ttl)
+}
+
 // Touch sets the expiry of the live record for token to ttl from now. It
 // does nothing for an unknown or expired record.
 func (b *Backend) Touch(_ context.Context, token string, ttl time.Duration) error {
@@ -349,7 +359,7 @@ func (b *Backend) Touch(_ context.Context, token string, ttl time.Duration) erro
 	defer sh.mu.Unlock()
 	now := b.now().UnixNano()
 	if e, ok := sh.find(&key); ok && e.liveAt(now) {
-		e.setExpires(now + int64(ttl))
+		e.setExpires(expiry(now, ttl))
 	}
 	return nil
 }

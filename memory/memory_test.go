@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -213,5 +215,55 @@ func TestMaxSessionsThroughManager(t *testing.T) {
 	}
 	if rec := visit(user); rec.Code != http.StatusOK {
 		t.Errorf("the first visitor in a full store: status %d", rec.Code)
+	}
+}
+
+// TestForeverDoesNotWrap writes and touches records with the longest TTL
+// there is, as a "never expires" lifetime asks for: the expiry saturates
+// instead of wrapping into the past, where the record would be dead as
+// soon as written.
+func TestForeverDoesNotWrap(t *testing.T) {
+	ctx := context.Background()
+	b, _ := newTestBackend(t)
+	id := sessions.NewID()
+	if _, err := b.Write(ctx, id, []byte("x"), math.MaxInt64); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := b.Read(ctx, id); !found {
+		t.Error("a record written to last forever is gone at once")
+	}
+	if err := b.Touch(ctx, id, math.MaxInt64); err != nil {
+		t.Fatal(err)
+	}
+	if rec, found, _ := b.ReadRecord(ctx, id); !found || rec.ExpiresAt.Before(time.Now().AddDate(200, 0, 0)) {
+		t.Errorf("after a touch for ever: found %t, expires %v", found, rec.ExpiresAt)
+	}
+
+	m := sessions.New[struct{ N int }](b, sessions.WithLifetime(math.MaxInt64))
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		s.Update(func(v *struct{ N int }) { v.N++ })
+		fmt.Fprint(w, s.Value().N)
+	}))
+	var c *http.Cookie
+	var got string
+	for range 3 {
+		req := httptest.NewRequest("GET", "https://example.com/", nil)
+		if c != nil {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		got = rec.Body.String()
+		if cs := rec.Result().Cookies(); len(cs) > 0 {
+			c = cs[0]
+		}
+	}
+	if got != "3" {
+		t.Errorf("the third visit with a lifetime of for ever counts %s, want 3", got)
 	}
 }
