@@ -235,8 +235,9 @@ WHERE s.expires_at <= now()`),
 // and each step runs only when the table needs it.
 //
 // On a table in use, none of the steps holds up reads or writes for
-// long: indexes are dropped and built CONCURRENTLY, which waits for
-// transactions already running on the table but blocks nobody; the one
+// long: indexes are dropped and built CONCURRENTLY, which blocks nobody
+// but waits for every transaction older than the build to end, anywhere
+// in the database, so a long transaction delays the migration; the one
 // step that needs an exclusive lock, adding the owner column to a table
 // from before owners, waits for it at most a second, during which the
 // table's other statements wait behind it, and then fails rather than
@@ -257,7 +258,7 @@ func (b *Backend) CreateTable(ctx context.Context) (err error) {
 	}
 	defer conn.Release()
 	lock := "starsessions:" + b.table
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext($1))`, lock); err != nil {
+	if err := advisoryLock(ctx, conn, lock); err != nil {
 		return err
 	}
 	defer func() {
@@ -311,6 +312,30 @@ func (b *Backend) CreateTable(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// advisoryLock takes the session-level advisory lock named key, trying
+// again and again rather than waiting inside pg_advisory_lock: a waiting
+// statement holds a snapshot, which the lock holder's CREATE INDEX
+// CONCURRENTLY would wait for in turn, and PostgreSQL would end the
+// deadlock by failing one of them.
+func advisoryLock(ctx context.Context, conn *pgxpool.Conn, key string) error {
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
+		var locked bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, key).Scan(&locked); err != nil {
+			return err
+		}
+		if locked {
+			return nil
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 func hash(token string) []byte {

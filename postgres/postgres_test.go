@@ -2,14 +2,18 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/starsessions/sessions"
 	"github.com/starsessions/sessions/internal/testserver"
@@ -383,5 +387,87 @@ func TestDeadlineHonoured(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Write returned after %v; the 200ms deadline was not honoured", d)
+	}
+}
+
+// earlierTable makes the table of a release before owners, with the index
+// on expires_at that those releases had, holding rows rows.
+func earlierTable(t *testing.T, pool *pgxpool.Pool, rows int) string {
+	t.Helper()
+	table := "earlier_" + strings.ToLower(strings.ReplaceAll(sessions.NewID()[:8], "-", "_"))
+	_, err := pool.Exec(context.Background(), `CREATE TABLE `+table+` (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL);
+CREATE INDEX `+table+`_expires_at_idx ON `+table+` (expires_at);
+INSERT INTO `+table+` SELECT sha256(i::text::bytea), 'x', 1, now() + interval '1 hour' FROM generate_series(1, `+strconv.Itoa(rows)+`) i`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return table
+}
+
+// TestConcurrentMigrations starts three instances at once on an earlier
+// release's table, as a rolling deploy does. The one that migrates builds
+// an index CONCURRENTLY, which waits for every older snapshot: the others
+// must not wait for their turn inside a statement, or PostgreSQL ends the
+// deadlock by failing one.
+func TestConcurrentMigrations(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	table := earlierTable(t, pool, 200_000)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := New(pool, WithTable(table), WithCleanupInterval(0))
+			defer b.Close()
+			errs[i] = b.CreateTable(ctx)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("instance %d: %v", i, err)
+		}
+	}
+	var indexes []string
+	if err := pool.QueryRow(ctx, `SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE tablename = $1`, table).Scan(&indexes); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{table + "_owner_idx", table + "_pkey"}, indexes); diff != "" {
+		t.Errorf("indexes after the migration (-want +got):\n%s", diff)
+	}
+}
+
+// TestMigrationGivesUpOnALongLock adds the owner column while a long
+// transaction holds the table: rather than queue every request behind it,
+// the step fails after its second of waiting, and succeeds when called
+// again once the transaction is over.
+func TestMigrationGivesUpOnALongLock(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	table := earlierTable(t, pool, 10)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT count(*) FROM `+table); err != nil {
+		t.Fatal(err)
+	}
+	b := New(pool, WithTable(table), WithCleanupInterval(0))
+	defer b.Close()
+	err = b.CreateTable(ctx)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "55P03" { // lock_not_available
+		t.Fatalf("CreateTable beside a long transaction: %v, want a lock timeout", err)
+	}
+	tx.Rollback(ctx)
+	if err := b.CreateTable(ctx); err != nil {
+		t.Fatalf("CreateTable once the transaction is over: %v", err)
+	}
+	vw := sessions.VersionedWrite{ID: sessions.NewID(), Data: []byte("x"), TTL: time.Hour, Owner: "ann", Deadline: time.Now().Add(time.Hour)}
+	if _, err := b.WriteIfVersion(ctx, vw); err != nil {
+		t.Fatalf("a write with an owner after the migration: %v", err)
 	}
 }
