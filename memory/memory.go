@@ -91,10 +91,12 @@ type config struct {
 // WithMaxSessions bounds the number of sessions the backend holds to n, so
 // that anonymous traffic cannot grow the process's memory without limit.
 // Once n sessions are stored, a write that would store another one fails
-// with [ErrFull] (expired records are swept first, at most once a second),
-// while the sessions already stored go on working: a flood of new visitors
-// cannot sign anyone out, but can keep new sessions from being made until
-// the flood's own sessions expire, so pair the bound with short lifetimes
+// with [ErrFull] (expired records are swept first, at most once a second,
+// in the request that met the bound), while the sessions already stored
+// are still read and saved: a flood of new visitors cannot sign anyone
+// out, but can keep new sessions from being made until the flood's own
+// sessions expire. A login that calls [sessions.Session.Regenerate] stores
+// a new session too, and fails alike. Pair the bound with short lifetimes
 // or idle timeouts for anonymous sessions, and rate limits. The default,
 // 0, sets no bound.
 func WithMaxSessions(n int) Option {
