@@ -340,9 +340,10 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 		return err
 	}
 	if target == headerGone && token != s.loadedToken {
-		// The backend gave a token that cannot reach the client: its
-		// record must not outlive this save.
-		m.removeOrphan(ctx, token)
+		// The backend gave a token that cannot reach the client. Its
+		// record is left to expire: a backend may name one record by
+		// several tokens, and removing it by the new one could remove
+		// the session the client's token still names.
 		return fmt.Errorf("%w: the backend returned a new token", ErrHeaderWritten)
 	}
 	resend := token != s.loadedToken || s.header.persist != s.loadedPersist || !s.hadToken

@@ -3,7 +3,10 @@ package sessions_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -218,5 +221,65 @@ func TestCapabilitiesCombine(t *testing.T) {
 	defer b.mu.Unlock()
 	if diff := cmp.Diff(map[string]int{"WriteIfVersion": 1}, b.calls); diff != "" {
 		t.Errorf("writes for a read-only request on a token to reissue (-want +got):\n%s", diff)
+	}
+}
+
+// rotatingBackend names each write's record by a new token, the ID and a
+// count, while it keeps one record per ID: every token of an ID names it.
+type rotatingBackend struct {
+	*fakeBackend
+	writes *int
+}
+
+func (b rotatingBackend) id(token string) string {
+	id, _, _ := strings.Cut(token, ".")
+	return id
+}
+
+func (b rotatingBackend) Read(ctx context.Context, token string) ([]byte, bool, error) {
+	return b.fakeBackend.Read(ctx, b.id(token))
+}
+
+func (b rotatingBackend) Write(ctx context.Context, id string, data []byte, ttl time.Duration) (string, error) {
+	id = b.id(id) // the manager writes a loaded session under its token
+	if _, err := b.fakeBackend.Write(ctx, id, data, ttl); err != nil {
+		return "", err
+	}
+	*b.writes++
+	return id + "." + strconv.Itoa(*b.writes), nil
+}
+
+func (b rotatingBackend) Remove(ctx context.Context, token string) error {
+	return b.fakeBackend.Remove(ctx, b.id(token))
+}
+
+// TestNewTokenAfterHeaderKeepsTheSession saves after the header on a
+// backend that gives every write a new token: the token cannot reach the
+// client, so Save fails with ErrHeaderWritten, and the record the
+// client's token names must survive that.
+func TestNewTokenAfterHeaderKeepsTheSession(t *testing.T) {
+	b := rotatingBackend{newFakeBackend(newFakeClock()), new(int)}
+	m := sessions.New[profile](b)
+	var saveErr error
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := m.Get(r)
+		if r.URL.Path == "/late" {
+			io.WriteString(w, "late ")
+			s.Update(func(p *profile) { p.Visits += 10 })
+			saveErr = s.Save(r.Context())
+		} else {
+			s.Update(func(p *profile) { p.Visits++ })
+		}
+		fmt.Fprintf(w, "visits=%d", s.Value().Visits)
+	}))
+	br := &browser{t: t, h: h}
+	br.do("GET", "/")
+	br.do("GET", "/late")
+	if !errors.Is(saveErr, sessions.ErrHeaderWritten) {
+		t.Errorf("Save after the header with a new token: %v, want ErrHeaderWritten", saveErr)
+	}
+	// The late write landed under the ID before the backend named it anew.
+	if got := body(br.do("GET", "/")); got != "visits=12" {
+		t.Errorf("the client's token after the late save reads %q, want visits=12", got)
 	}
 }
