@@ -2,6 +2,7 @@ package sessions_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -532,6 +533,64 @@ func TestMergeAcrossKeySpellings(t *testing.T) {
 			}
 			if got := it.reads(c); !strings.Contains(got, tt.wantRead) {
 				t.Errorf("the session reads %q, want %q", got, tt.wantRead)
+			}
+		})
+	}
+}
+
+// ownCodec is a user's codec: JSON, without the field handling the
+// library's own codecs have, so changes through Data cannot be merged.
+type ownCodec struct{}
+
+func (ownCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
+func (ownCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// TestMergeNeedsFieldCodec opens one session twice and saves changes made
+// through Data to different fields, one after the other: with the JSON
+// codec the second save merges, with a codec that cannot split fields it
+// fails with ErrConflict, as the README says.
+func TestMergeNeedsFieldCodec(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		codec sessions.Codec
+		merge bool
+	}{
+		{"JSON", sessions.JSON, true},
+		{"a codec of the user's own", ownCodec{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			m := sessions.New[profile](memory.New(), sessions.WithCodec(tt.codec))
+			s, err := m.Open(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Data().Visits = 1
+			if err := s.Save(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first, _ := m.Open(ctx, s.Token())
+			second, _ := m.Open(ctx, s.Token())
+			first.Data().Name = "ann"
+			second.Data().Visits = 5
+			if err := first.Save(ctx); err != nil {
+				t.Fatal(err)
+			}
+			err = second.Save(ctx)
+			if tt.merge {
+				if err != nil {
+					t.Fatalf("a save of another field: %v, want a merge", err)
+				}
+			} else if !errors.Is(err, sessions.ErrConflict) {
+				t.Fatalf("a save of another field: %v, want ErrConflict", err)
+			}
+			after, _ := m.Open(ctx, s.Token())
+			want := profile{Name: "ann", Visits: 1}
+			if tt.merge {
+				want.Visits = 5
+			}
+			if got := after.Value(); got.Name != want.Name || got.Visits != want.Visits {
+				t.Errorf("stored %+v, want %+v", got, want)
 			}
 		})
 	}

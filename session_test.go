@@ -209,3 +209,39 @@ func TestForeverIsACentury(t *testing.T) {
 		t.Errorf("ExpiresAt = %v, want about %v", expires, century)
 	}
 }
+
+// TestExpiresAtWithIdleTimeout reads a session's ExpiresAt under an idle
+// timeout of an hour, whose slack is 36 s: a read within the slack leaves
+// the expiry where the last extension put it, a later one extends it.
+func TestExpiresAtWithIdleTimeout(t *testing.T) {
+	clock := newFakeClock()
+	start := clock.Now()
+	m := newManager[profile](clock, newFakeBackend(clock), sessions.WithIdleTimeout(time.Hour))
+	var expires time.Time
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := m.Get(r)
+		if r.URL.Path == "/visit" {
+			s.Update(func(p *profile) { p.Visits++ })
+		}
+		expires = s.ExpiresAt()
+	}))
+	br := &browser{t: t, h: h}
+	window := time.Hour + 36*time.Second
+	steps := []struct {
+		after time.Duration // since start
+		path  string
+		want  time.Duration // since start
+	}{
+		{0, "/visit", window},
+		{10 * time.Second, "/read", window},
+		{40 * time.Second, "/read", 40*time.Second + window},
+		{50 * time.Second, "/read", 40*time.Second + window},
+	}
+	for _, st := range steps {
+		clock.Advance(start.Add(st.after).Sub(clock.Now()))
+		br.do("GET", st.path)
+		if want := start.Add(st.want).Truncate(time.Second); !expires.Equal(want) {
+			t.Errorf("%v in, %s: ExpiresAt %v, want %v", st.after, st.path, expires, want)
+		}
+	}
+}

@@ -2,15 +2,19 @@ package sessions_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 
 	"github.com/starsessions/sessions"
+	"github.com/starsessions/sessions/memory"
 )
 
 func TestFlushErrorReportsFailedSave(t *testing.T) {
@@ -200,5 +204,37 @@ func TestUpgradeCarriesCookie(t *testing.T) {
 	}
 	if n := fb.count("Write"); n != 1 {
 		t.Errorf("%d backend writes, want 1", n)
+	}
+}
+
+// TestEarlyHintsCarryNoCookie sends 103 Early Hints before the response:
+// they pass through, without the session cookie, which goes out with the
+// response itself, and the session is saved.
+func TestEarlyHintsCarryNoCookie(t *testing.T) {
+	m := sessions.New[profile](memory.New())
+	srv := httptest.NewServer(m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		s, _ := m.Get(r)
+		s.Update(func(p *profile) { p.Visits++ })
+		io.WriteString(w, "ok")
+	})))
+	defer srv.Close()
+	var hints []http.Header
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+		hints = append(hints, http.Header(header).Clone())
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", srv.URL, nil)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if len(hints) != 1 || hints[0].Get("Link") == "" || hints[0].Get("Set-Cookie") != "" {
+		t.Errorf("early hints %v; want one, with the Link and no cookie", hints)
+	}
+	if res.StatusCode != http.StatusOK || len(res.Cookies()) != 1 {
+		t.Errorf("the response: status %d, cookies %v; want 200 and the session cookie", res.StatusCode, res.Cookies())
 	}
 }
