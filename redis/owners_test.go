@@ -208,6 +208,10 @@ func TestForeignKeysAreCorrupt(t *testing.T) {
 		{"string", func(key string) error { return client.Set(ctx, key, "theirs", time.Minute).Err() }},
 		{"list", func(key string) error { return client.RPush(ctx, key, "theirs").Err() }},
 		{"hash of other fields", func(key string) error { return client.HSet(ctx, key, "name", "theirs").Err() }},
+		{"hash with a version and no record", func(key string) error { return client.HSet(ctx, key, "v", "3").Err() }},
+		{"hash with a record and a version that is no number", func(key string) error {
+			return client.HSet(ctx, key, "d", "theirs", "v", "three").Err()
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := sessions.NewID()
@@ -220,10 +224,112 @@ func TestForeignKeysAreCorrupt(t *testing.T) {
 			}
 			_, err := b.WriteIfVersion(ctx, sessions.VersionedWrite{ID: id, Data: []byte("x"), TTL: time.Minute})
 			if !errors.Is(err, sessions.ErrCorrupt) {
+				t.Errorf("conditional write: err = %v, want ErrCorrupt", err)
+			}
+			if _, err := b.Write(ctx, id, []byte("x"), time.Minute); !errors.Is(err, sessions.ErrCorrupt) {
 				t.Errorf("write: err = %v, want ErrCorrupt", err)
 			}
 			if after := client.Dump(ctx, b.key(id)).Val(); after != before || before == "" {
 				t.Errorf("the key changed: DUMP %q, then %q", before, after)
+			}
+		})
+	}
+}
+
+// beforeListing runs its hooks once each: beforePipe before a listing
+// reads the sessions (its pipeline of scripts), beforePrune before it
+// prunes.
+type beforeListing struct {
+	beforePipe, beforePrune func()
+}
+
+func (h *beforeListing) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *beforeListing) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		// A new connection's handshake is a pipeline too; the listing's
+		// reads are scripts.
+		if f := h.beforePipe; f != nil && (cmds[0].Name() == "evalsha" || cmds[0].Name() == "eval") {
+			h.beforePipe = nil
+			f()
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *beforeListing) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if args := cmd.Args(); cmd.Name() == "evalsha" && args[1] == pruneScript.Hash() {
+			if f := h.beforePrune; f != nil {
+				h.beforePrune = nil
+				f()
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestListingKeepsWhatChangedMeanwhile runs index changes between a
+// listing's reads and its pruning; an entry the listing found stale, but
+// whose session is live again by the time it prunes, must stay.
+func TestListingKeepsWhatChangedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		// run sets up the session and the listing's hooks; b writes.
+		run func(t *testing.T, b *Backend, id string, h *beforeListing)
+	}{
+		{"a double-submitted login: the loser's pending entry after the winner's write", func(t *testing.T, b *Backend, id string, h *beforeListing) {
+			w := sessions.VersionedWrite{ID: id, Data: []byte("x"), TTL: time.Hour, Owner: "ann", Deadline: time.Now().Add(time.Hour)}
+			sum := sessions.HashToken(id)
+			if err := b.index(ctx, sum, w, true); err != nil { // the winner's first step
+				t.Fatal(err)
+			}
+			h.beforePrune = func() {
+				if err := b.write(ctx, b.hashKey(sum), w.Data, w.TTL, "0", "1", "ann"); err != nil {
+					t.Error(err)
+				}
+				b.index(ctx, sum, w, false)
+				if _, err := b.WriteIfVersion(ctx, w); !errors.Is(err, sessions.ErrConflict) { // the loser
+					t.Errorf("the losing login: %v, want ErrConflict", err)
+				}
+			}
+		}},
+		{"the owner goes to bob and back during the listing", func(t *testing.T, b *Backend, id string, h *beforeListing) {
+			deadline := time.Now().Add(time.Hour)
+			write := func(version uint64, owner, previous string) {
+				if _, err := b.WriteIfVersion(ctx, sessions.VersionedWrite{ID: id, Data: []byte("x"), TTL: time.Hour,
+					Version: version, Owner: owner, PreviousOwner: previous, Deadline: deadline}); err != nil {
+					t.Error(err)
+				}
+			}
+			write(0, "ann", "")
+			h.beforePipe = func() { write(1, "bob", "ann") }
+			h.beforePrune = func() { write(2, "ann", "bob") }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prefix := newPrefix()
+			listing := goredis.NewClient(&goredis.Options{Addr: singleClient(t).Options().Addr})
+			defer listing.Close()
+			h := &beforeListing{}
+			listing.AddHook(h)
+			b := New(singleClient(t), WithPrefix(prefix))
+			id := sessions.NewID()
+			tt.run(t, b, id, h)
+			if _, err := New(listing, WithPrefix(prefix)).Owned(ctx, "ann"); err != nil {
+				t.Fatal(err)
+			}
+			if h.beforePrune != nil {
+				t.Fatal("the listing did not prune: the test set up nothing stale")
+			}
+			got, err := b.Owned(ctx, "ann")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Key != sessions.HashToken(id) {
+				t.Errorf("ann's live session listed %d times, want once", len(got))
 			}
 		})
 	}

@@ -63,6 +63,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -183,7 +184,7 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 	}
 	version, err := strconv.ParseUint(vs, 10, 64)
 	if err != nil {
-		return sessions.Record{}, false, fmt.Errorf("redis: session record has a malformed version %q", vs)
+		return sessions.Record{}, false, fmt.Errorf("redis: %w: the session record's version is %q", sessions.ErrCorrupt, vs)
 	}
 	rec := sessions.Record{Data: []byte(data), Version: version}
 	if ttl >= 0 {
@@ -200,10 +201,10 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 // It returns the new version, or -1 on a conflict.
 var writeScript = goredis.NewScript(`
 local v = redis.call('HGET', KEYS[1], 'v')
-if not v and redis.call('EXISTS', KEYS[1]) == 1 then
+local cur = tonumber(v or '0')
+if not cur or (v and redis.call('HEXISTS', KEYS[1], 'd') == 0) or (not v and redis.call('EXISTS', KEYS[1]) == 1) then
 	return redis.error_reply('FOREIGN a hash without a session record')
 end
-local cur = tonumber(v or '0')
 if ARGV[1] ~= 'any' and cur ~= tonumber(ARGV[1]) then
 	return -1
 end
@@ -219,16 +220,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return cur + 1
 `)
 
-// indexScript adds ARGV[1] to the owner index KEYS[1] with score ARGV[2]
-// (about the end of the session's lifetime, Unix milliseconds), drops
-// entries whose score is before ARGV[3] (now), and makes the index expire
-// with its last entry. It touches one key, so it runs in Cluster mode too.
+// indexScript drops the entries of the owner index KEYS[1] whose score is
+// before ARGV[3] (now), adds ARGV[1] with score ARGV[2] (about the end of
+// the session's lifetime, Unix milliseconds), only if it is not there yet
+// when ARGV[4] is "NX", and makes the index expire with its last entry. It
+// touches one key, so it runs in Cluster mode too.
 var indexScript = goredis.NewScript(`
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+if ARGV[4] == 'NX' then
+	redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+else
+	redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] then
-	redis.call('PEXPIREAT', KEYS[1], last[2])
+	redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2])))
 end
 return 1
 `)
@@ -333,19 +339,30 @@ func (b *Backend) write(ctx context.Context, key string, data []byte, ttl time.D
 	return nil
 }
 
-// index adds the session whose HashToken is sum to w.Owner's index. Its
-// score is the end of the session's lifetime, a millisecond earlier while
-// the write is pending: the two differ so that a listing that read the
-// pending entry does not prune the written one.
+// indexScores is how many scores a written session's index entry can
+// have within its deadline's millisecond: as many as a float64 tells apart
+// at today's Unix milliseconds.
+const indexScores = 4096
+
+// index adds the session whose HashToken is sum to w.Owner's index. A
+// listing prunes an entry whose session it did not find only if the
+// entry's score is still what it read, so every change of the entry that
+// matters moves its score. Before the write, the entry is added at a
+// millisecond before the end of the session's lifetime, unless it is
+// there already: a pending write must not take a written one's score
+// back, as a losing double-submitted login would. After the write, it is
+// set to the end of the lifetime plus a random fraction of a millisecond,
+// its own among the session's writes, with 4,095 to one odds.
 func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.VersionedWrite, pending bool) error {
 	deadline := w.Deadline.UnixMilli()
 	if w.Deadline.IsZero() {
 		deadline = time.Now().Add(w.TTL).UnixMilli()
 	}
-	if pending {
-		deadline--
+	score, mode := float64(deadline)-1, "NX"
+	if !pending {
+		score, mode = float64(deadline)+float64(1+rand.N(indexScores-1))/indexScores, ""
 	}
-	err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, member(sum), deadline, time.Now().UnixMilli()).Err()
+	err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, member(sum), score, time.Now().UnixMilli(), mode).Err()
 	if err != nil {
 		return fmt.Errorf("redis: indexing session by owner: %w", err)
 	}
