@@ -47,7 +47,9 @@
 // A Session's methods are safe for concurrent use by the goroutines of its
 // request, and ordered with the save; the pointer Data returns is not
 // synchronized. Changes made after the response header is written are not
-// saved, and the middleware logs a warning about them.
+// saved, and the middleware logs a warning about them (for types with maps
+// or interfaces, only those made through the Session's methods or a Data
+// call after the header; see [Session]).
 //
 // # Concurrent requests
 //

@@ -21,18 +21,23 @@ type plainProfile struct {
 }
 
 // A change made through a pointer that Data handed out before the header,
-// but made after it, cannot be saved; the middleware must say so rather
-// than lose it silently, and must not say so for changes it saved.
+// but made after it, cannot be saved; for types whose changes images find,
+// the middleware must say so rather than lose it silently. For types with
+// maps, finding it would cost an encoding per request, and the
+// documentation says it is not looked for. Neither must warn of changes
+// that were saved.
 func TestChangesThroughAnEarlierPointer(t *testing.T) {
 	t.Run("found by image", func(t *testing.T) {
-		testLatePointer(t, func(p *plainProfile) (*string, *int) { return &p.Name, &p.Visits })
+		testLatePointer(t, true, func(p *plainProfile) (*string, *int) { return &p.Name, &p.Visits })
 	})
-	t.Run("found by encoding", func(t *testing.T) {
-		testLatePointer(t, func(p *profile) (*string, *int) { return &p.Name, &p.Visits })
+	t.Run("a type with a map", func(t *testing.T) {
+		testLatePointer(t, false, func(p *profile) (*string, *int) { return &p.Name, &p.Visits })
 	})
 }
 
-func testLatePointer[T any](t *testing.T, fields func(*T) (*string, *int)) {
+// testLatePointer runs the cases on T, whose late pointer changes the
+// middleware finds if detects.
+func testLatePointer[T any](t *testing.T, detects bool, fields func(*T) (*string, *int)) {
 	const warning = "after the response header"
 	type stored struct {
 		Name   string
@@ -97,8 +102,8 @@ func testLatePointer[T any](t *testing.T, fields func(*T) (*string, *int)) {
 			act = tt.handle
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", "https://example.com/", nil))
-			if warned := strings.Contains(logs.String(), warning); warned != tt.warn {
-				t.Errorf("warned %t, want %t: %q", warned, tt.warn, logs.String())
+			if warned, want := strings.Contains(logs.String(), warning), tt.warn && detects; warned != want {
+				t.Errorf("warned %t, want %t: %q", warned, want, logs.String())
 			}
 			var got stored
 			act = func(w http.ResponseWriter, s *sessions.Session[T]) {

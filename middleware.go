@@ -129,12 +129,18 @@ func (st *requestState[T]) finish(early bool) {
 	st.mu.Lock()
 	loaded, hijacked, failed := st.loaded, st.hijacked, st.saveFailed
 	st.mu.Unlock()
-	if !loaded || failed {
+	if !loaded {
 		return
 	}
 	s := &st.session
 	s.mu.Lock()
-	unsaved := s.lateChange || (hijacked || s.lateData || early && s.handedOut) && st.m.dirtyLocked(s)
+	// A save that failed has said so: to the error handler, or to the
+	// caller of Save. A change through a pointer Data handed out before
+	// the commit is looked for only where images make that cheap: for T
+	// with maps or interfaces it would cost an encoding per request.
+	reported := failed || s.failed != nil
+	pointer := early && s.handedOut && st.m.plan != nil
+	unsaved := !reported && (s.lateChange || (hijacked || s.lateData || pointer) && st.m.dirtyLocked(s))
 	s.committed = true
 	s.dropSnapshotLocked()
 	s.mu.Unlock()

@@ -343,8 +343,11 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 		// The backend gave a token that cannot reach the client. Its
 		// record is left to expire: a backend may name one record by
 		// several tokens, and removing it by the new one could remove
-		// the session the client's token still names.
-		return fmt.Errorf("%w: the backend returned a new token", ErrHeaderWritten)
+		// the session the client's token still names. Whether that
+		// token sees this write depends on the backend, so the session
+		// saves no more, as after any save of unknown outcome.
+		s.failed = fmt.Errorf("%w: the backend returned a new token for a write that may or may not be seen under the client's token", ErrHeaderWritten)
+		return s.failed
 	}
 	resend := token != s.loadedToken || s.header.persist != s.loadedPersist || !s.hadToken
 	s.token, s.loadedToken = token, token

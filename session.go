@@ -23,7 +23,10 @@ import (
 //
 // Changes made after the response header has been written are kept in the
 // Session but not saved by the middleware, which logs a warning unless
-// [Session.Save] stored them.
+// [Session.Save] stored them. A change made then through a pointer that
+// Data handed out before the header is found, and warned about, for types
+// without maps or interfaces, whose check costs no encoding; for other
+// types only when Data is called again after the header.
 type Session[T any] struct {
 	mu sync.Mutex
 	m  *Manager[T]
@@ -92,7 +95,9 @@ type Session[T any] struct {
 // writes the response header and saves it when it changed, nested slices
 // and maps included. For types without maps or interfaces the comparison
 // needs no encoding: the first call copies the value's contents aside, and
-// an unchanged value costs two such copies.
+// an unchanged value costs three such copies: one when Data hands it out,
+// one when the middleware saves, and one, for a response whose header went
+// out before the handler returned, to look for changes made after it.
 //
 // Changes made through the pointer cannot be replayed on a session that
 // another request saved meanwhile, but they are merged with it field by
@@ -380,8 +385,11 @@ func (s *Session[T]) noteLateChangeLocked() {
 // nothing and returns an error matching [ErrHeaderWritten]: for a new
 // session, after [Session.Regenerate], after [Session.SetPersistent] changed
 // the kind of cookie, and on the cookie backend, whose token is the session
-// itself. A destroyed server-side session is removed even then (a logout
-// is never refused); the client's token then names nothing.
+// itself. A backend that returns a new token for the write it was given
+// has stored it under that token, which the client cannot get; Save then
+// reports [ErrHeaderWritten] as a save of unknown outcome (below). A
+// destroyed server-side session is removed even then (a logout is never
+// refused); the client's token then names nothing.
 //
 // A save that fails for any other reason than [ErrConflict] may or may not
 // have reached the store, so the Session saves no more: later saves,
