@@ -180,3 +180,20 @@ func body(res *http.Response) string {
 	buf.ReadFrom(res.Body)
 	return buf.String()
 }
+
+// reportingToucher is a fakeToucher that reports each record's expiry, as
+// the memory, Redis and PostgreSQL backends do.
+type reportingToucher struct{ fakeToucher }
+
+func (b reportingToucher) ReadRecord(_ context.Context, token string) (sessions.Record, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.enter("Read"); err != nil {
+		return sessions.Record{}, false, err
+	}
+	rec, ok := b.records[sessions.HashToken(token)]
+	if !ok || !b.clock.Now().Before(rec.expires) {
+		return sessions.Record{}, false, nil
+	}
+	return sessions.Record{Data: rec.data, ExpiresAt: rec.expires}, true, nil
+}

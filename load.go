@@ -13,6 +13,9 @@ import (
 // new one when there is none or it cannot be used.
 func (m *Manager[T]) load(ctx context.Context, r *http.Request, s *Session[T]) error {
 	token, ok := m.transport.read(r)
+	if !ok {
+		m.warnInsecure(ctx, r)
+	}
 	return m.loadToken(ctx, s, token, ok)
 }
 
@@ -39,26 +42,18 @@ func (m *Manager[T]) loadToken(ctx context.Context, s *Session[T], token string,
 				m.audit(ctx, "not found", handleOf(token), "", "reason", "no live record for the token: expired, revoked, or never issued")
 			}
 			if found {
-				reason, err = m.adopt(ctx, s, token, rec.Data, now)
+				reason, err = m.fromRecord(ctx, s, token, rec)
 				if err != nil {
 					return fmt.Errorf("sessions: loading session: %w", err)
 				}
 				if reason == "" {
-					s.forceSave = rec.Rotate
-					s.version = rec.Version
-					s.clientSide = rec.ClientSide
-					if !rec.ExpiresAt.IsZero() {
-						s.storedExpires = rec.ExpiresAt.Unix()
-					}
 					return m.validate(ctx, s)
 				}
 			}
 		}
 		m.logger().DebugContext(ctx, "sessions: starting a new session", "reason", reason)
 	}
-	s.id = NewID()
-	s.isNew = true
-	s.header = m.newHeader(now)
+	s.fresh(m.newHeader(now))
 	return nil
 }
 
@@ -71,10 +66,11 @@ func (m *Manager[T]) read(ctx context.Context, token string) (Record, bool, erro
 	return Record{Data: data}, found, err
 }
 
-// adopt fills s from a stored record and returns "", or returns why the
-// record cannot be used, or ErrCorrupt for bytes that are not a record.
-func (m *Manager[T]) adopt(ctx context.Context, s *Session[T], token string, data []byte, now int64) (reason string, err error) {
-	h, payload, err := parseRecord(data)
+// fromRecord fills s from rec, the stored record of token, and returns "",
+// or returns why the record cannot be used, or ErrCorrupt for bytes that
+// are not a record.
+func (m *Manager[T]) fromRecord(ctx context.Context, s *Session[T], token string, rec Record) (reason string, err error) {
+	h, payload, err := parseRecord(rec.Data)
 	if err != nil {
 		return "", err
 	}
@@ -84,7 +80,8 @@ func (m *Manager[T]) adopt(ctx context.Context, s *Session[T], token string, dat
 	if !m.ownRecord(h) {
 		return "session stored under another cookie name", nil
 	}
-	if reason := m.expired(h, now); reason != "" {
+	storeIdles := m.toucher != nil && !rec.ExpiresAt.IsZero()
+	if reason := m.expiry.expired(h, s.now, storeIdles); reason != "" {
 		m.audit(ctx, "expired on load", handleOf(token), h.owner, "reason", reason)
 		return reason, nil
 	}
@@ -96,32 +93,13 @@ func (m *Manager[T]) adopt(ctx context.Context, s *Session[T], token string, dat
 		m.warnUndecodable(ctx, token, h.owner, err)
 		return "cannot decode session data: " + err.Error(), nil
 	}
-	s.id = token
-	s.token = token
-	s.loadedToken = token
-	s.loadedPayload = payload
-	s.header = h
-	s.loadedPersist = h.persist
-	s.loadedOwner = h.owner
-	s.stored = true
+	s.loaded(token, h, payload, rec)
 	return "", nil
 }
 
-// expired returns why a record with header h is no longer valid at now,
-// or "".
-func (m *Manager[T]) expired(h recordHeader, now int64) string {
-	if now >= h.created+int64(m.lifetime/time.Second) {
-		return "session lifetime ended"
-	}
-	// A Toucher's own expiry enforces the idle timeout: the record's access
-	// time is only brought up to date when the record is rewritten.
-	if m.idleTimeout > 0 && m.toucher == nil && now >= h.accessed+m.idleSeconds() {
-		return "session idle timeout passed"
-	}
-	return ""
-}
-
-// validate runs the WithValidate function on a session just loaded.
+// validate runs the WithValidate function on a session just loaded. A
+// session it refuses is removed at once: a session from Open may never be
+// saved, and its record must not outlive the refusal.
 func (m *Manager[T]) validate(ctx context.Context, s *Session[T]) error {
 	if m.validator == nil {
 		return nil
@@ -134,7 +112,11 @@ func (m *Manager[T]) validate(ctx context.Context, s *Session[T]) error {
 		m.audit(ctx, "refused by validator", handleOf(s.token), s.header.owner)
 		// Nobody else holds s yet.
 		s.destroyLocked()
-		s.isNew, s.refused = true, true
+		s.refused = true
+		if err := m.removeRetired(ctx, s); err != nil {
+			// The save tries again, as for any destroyed session.
+			m.logger().WarnContext(ctx, "sessions: removing a session the validator refused failed; the save will try again", "err", err)
+		}
 		return nil
 	default:
 		return fmt.Errorf("sessions: validating session: %w", err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/starsessions/sessions/internal/seam"
@@ -33,6 +34,9 @@ type Manager[T any] struct {
 	// undecodable limits the warnings about sessions that no longer
 	// decode to one per burst.
 	undecodable burstLog
+	// insecureWarned is set once a request over plain HTTP has been
+	// warned about (insecure.go).
+	insecureWarned atomic.Bool
 	validator   func(context.Context, *T) error
 	// tagged is set when the backend does not bind tokens to the cookie
 	// name itself: records then carry tag, the name's tag.
@@ -42,6 +46,7 @@ type Manager[T any] struct {
 	// that still encodes to it is not worth storing.
 	zeroPayload []byte
 	plan        *imagePlan // images T's values, or nil; see snapshot.go
+	expiry      expiry     // when sessions end
 	key         *contextKey
 	saveLocks   keyLocks
 	now         func() time.Time                                 // a seam for tests
@@ -74,6 +79,7 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 		opt(&m.config)
 	}
 	m.check()
+	m.expiry = expiry{lifetime: m.lifetime, idle: m.idleTimeout}
 	m.transport = cookieTransport{&m.config}
 	if m.tokenHeaderSet {
 		m.transport = headerTransport{m.tokenHeader}
@@ -210,38 +216,21 @@ func (m *Manager[T]) ownRecord(h recordHeader) bool {
 	return !h.legacy && h.tagged == m.tagged && h.tag == m.tag
 }
 
-// idleSlack is how far a record's expiry may fall behind the idle timeout
-// before a request that only reads the session extends it, and how much
-// longer than the idle timeout each extension lasts. A session in use is
-// so extended at most once per slack, and one no longer used ends between
-// the idle timeout and the idle timeout plus the slack after its last use.
-func (m *Manager[T]) idleSlack() time.Duration { return max(m.idleTimeout/100, time.Second) }
-
-// idleSeconds is the idle timeout plus its slack, in seconds: how long an
-// extension lasts.
-func (m *Manager[T]) idleSeconds() int64 { return int64((m.idleTimeout + m.idleSlack()) / time.Second) }
-
-// expiresAt returns, in Unix seconds, when the server will refuse a session
-// with header h that was last extended at extended.
-func (m *Manager[T]) expiresAt(h recordHeader, extended int64) int64 {
-	end := h.created + int64(m.lifetime/time.Second)
-	if m.idleTimeout > 0 {
-		end = min(end, extended+m.idleSeconds())
-	}
-	return end
+// touchable reports whether the stored session s can have its expiry
+// extended by a touch: the backend is a Toucher and reported the record's
+// expiry. Without that report the manager cannot tell when a touch is
+// due, nor enforce the idle timeout by the record's access time after a
+// touch that did not move it, so the record is rewritten instead.
+func (m *Manager[T]) touchable(s *Session[T]) bool {
+	return m.toucher != nil && s.expiryReported
 }
 
-// expiry returns how long the backend should keep a record with header h
-// written now, and the cookie's Max-Age (0 for a browser-session cookie).
-func (m *Manager[T]) expiry(h recordHeader, now int64) (ttl, maxAge time.Duration) {
-	remaining := m.lifetime - time.Duration(now-h.created)*time.Second
-	ttl = remaining
-	if m.idleTimeout > 0 {
-		ttl = min(ttl, m.idleTimeout+m.idleSlack())
+// maxAge returns the Max-Age of a cookie for a session with header h sent
+// at now: the rest of its lifetime for a persistent cookie, 0 for a
+// browser-session cookie.
+func (m *Manager[T]) maxAge(h recordHeader, now int64) time.Duration {
+	if !m.persistentFor(h.persist) {
+		return 0
 	}
-	ttl = max(ttl, time.Second)
-	if m.persistentFor(h.persist) {
-		maxAge = max(remaining, time.Second)
-	}
-	return ttl, maxAge
+	return m.expiry.remaining(h, now)
 }

@@ -170,21 +170,23 @@ func (m *Manager[T]) owned(ctx context.Context, owner string) ([]ownedSession, e
 			continue
 		}
 		// The record itself, not only the index, must name the owner.
-		if h.owner != owner || !m.ownRecord(h) || m.expired(h, now) != "" {
+		e := m.expiry
+		storeIdles := m.toucher != nil && !r.ExpiresAt.IsZero()
+		if h.owner != owner || !m.ownRecord(h) || e.expired(h, now, storeIdles) != "" {
 			continue
 		}
 		lastSeen := time.Unix(h.accessed, 0)
-		expires := time.Unix(m.expiresAt(h, h.accessed), 0)
+		expires := time.Unix(e.expiresAt(h, h.accessed), 0)
 		if !r.ExpiresAt.IsZero() {
 			expires = r.ExpiresAt.Truncate(time.Second)
-			if m.idleTimeout > 0 {
+			if e.idle > 0 {
 				// A touch moved the expiry on without rewriting the record.
-				if touched := expires.Add(-m.idleTimeout); touched.After(lastSeen) {
+				if touched := expires.Add(-time.Duration(e.extension()) * time.Second); touched.After(lastSeen) {
 					lastSeen = touched
 				}
 			}
 		}
-		if deadline := m.deadline(h); deadline.Before(expires) {
+		if deadline := time.Unix(e.deadline(h), 0); deadline.Before(expires) {
 			expires = deadline
 		}
 		out = append(out, ownedSession{key: r.Key, handle: handleOfKey(r.Key), header: h, payload: payload,

@@ -28,9 +28,9 @@ type saveInput struct {
 	retiring   bool // a record under a token the session left must go
 	destroyed  bool
 	hadToken   bool // the client holds a token of the session's name
-	idle       bool // the manager has an idle timeout
-	toucher    bool // the backend can extend an expiry without a write
-	extendDue  bool // the record's expiry has fallen behind the idle timeout by its slack or more
+	touchable  bool // the backend can extend the record's expiry without a write, and reported it
+	extendDue  bool // the manager has an idle timeout, and the record's expiry has fallen behind it by its slack or more
+	versioned  bool // the backend writes on condition of a version
 	tokenFixed bool // the response header is out: the client's token cannot change
 	clientSide bool // the record lives in the token, so every write changes it
 	// persistChanged is set when the kind of cookie changed, which only a
@@ -42,6 +42,11 @@ type saveInput struct {
 type savePlan struct {
 	write       bool // write the session's record
 	refreshOnly bool // the write only brings the access time up to date
+	// recheck asks a refresh to read the record again first and to write
+	// only if it is still the one loaded: without versions nothing else
+	// keeps a refresh from bringing back a record that a concurrent
+	// request removed, or from undoing its change.
+	recheck bool
 	touch       bool // extend the record's expiry instead of writing it
 	remove      bool // remove the retired record (a write removes it itself)
 	expire      bool // tell the client to drop its token
@@ -56,10 +61,11 @@ func planSave(in saveInput) savePlan {
 	switch {
 	case in.dirty:
 		p.write = true
-	case in.stored && in.idle && in.extendDue && in.toucher:
+	case in.stored && in.extendDue && in.touchable:
 		p.touch = true
-	case in.stored && in.idle && in.extendDue:
+	case in.stored && in.extendDue:
 		p.write, p.refreshOnly = true, true
+		p.recheck = !in.versioned && !in.clientSide
 	}
 	if !p.write {
 		p.remove = in.retiring
@@ -122,13 +128,10 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	var changed bool
 	defer func() { s.resnapshotLocked(err == nil, changed) }()
 
-	if s.failed != nil {
-		// The failed save's write may have landed: replaying its updates
-		// on top of it could apply them twice.
-		return fmt.Errorf("sessions: an earlier save of this session failed, and its outcome is unknown: %w", s.failed)
-	}
-	if len(s.header.owner) > maxOwnerLength {
-		return fmt.Errorf("sessions: the session's owner is %d bytes; at most %d are kept", len(s.header.owner), maxOwnerLength)
+	// A failed save's write may have landed: replaying its updates on top
+	// of it could apply them twice.
+	if err := s.checkSavable(); err != nil {
+		return err
 	}
 	buf := frames.Get().(*[]byte)
 	defer putFrame(buf)
@@ -148,9 +151,9 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 		retiring:   s.removeToken != "",
 		destroyed:  s.destroyed,
 		hadToken:   s.hadToken,
-		idle:       m.idleTimeout > 0,
-		toucher:    m.toucher != nil,
-		extendDue:  m.extendDue(s),
+		touchable:  m.touchable(s),
+		extendDue:  m.expiry.extendDue(s.header, m.touchable(s), s.storedExpires, now),
+		versioned:  m.versioned != nil,
 		tokenFixed: target == headerGone,
 		clientSide: s.clientSide,
 
@@ -158,39 +161,40 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	})
 	if p.err != nil {
 		if p.remove {
-			if err := m.backend.Remove(ctx, s.removeToken); err != nil {
-				return fmt.Errorf("sessions: removing session: %w", err)
+			handle := handleOf(s.removeToken)
+			if err := m.removeRetired(ctx, s); err != nil {
+				return err
 			}
-			m.audit(ctx, "destroyed", handleOf(s.removeToken), s.loadedOwner)
-			s.removeToken, s.token, s.loadedToken = "", "", ""
+			m.audit(ctx, "destroyed", handle, s.loadedOwner)
 			s.destroyed = false
 		}
 		return p.err
 	}
 	switch {
 	case p.touch:
-		ttl, _ := m.expiry(s.header, now)
+		ttl := m.expiry.ttl(s.header, now)
 		if err := m.toucher.Touch(ctx, s.loadedToken, ttl); err != nil {
 			return fmt.Errorf("sessions: extending session: %w", err)
 		}
-		s.storedExpires = now + int64(ttl/time.Second)
+		s.touched(now + int64(ttl/time.Second))
+	case p.write && p.recheck && !m.stillLoaded(ctx, s):
+		// Another request changed or removed the record, and its save
+		// extended or ended the session: a refresh has nothing to add.
 	case p.write:
 		if p.refreshOnly {
 			f = append(make(frame, maxRecordHeader, maxRecordHeader+len(s.loadedPayload)), s.loadedPayload...)
 		}
 		if err := m.writeLocked(ctx, h, s, f, p.refreshOnly, target); err != nil {
 			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrHeaderWritten) && !errors.Is(err, ErrCookieTooLarge) && !errors.Is(err, errBadToken) {
-				s.failed = err
+				s.failedWith(err)
 			}
 			return err
 		}
 	}
 	if p.remove {
-		if err := m.backend.Remove(ctx, s.removeToken); err != nil {
-			return fmt.Errorf("sessions: removing session: %w", err)
+		if err := m.removeRetired(ctx, s); err != nil {
+			return err
 		}
-		s.removeToken, s.token, s.loadedToken = "", "", ""
-		s.stored = false
 	}
 	if p.expire && target == toHeader {
 		m.transport.clear(h)
@@ -207,36 +211,48 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	return nil
 }
 
-// extendDue reports whether a request on the stored session s must extend
-// its expiry for the idle timeout: a Toucher's record when its expiry, as
-// the backend reported it, leaves less than the idle timeout (or is not
-// known), any other record when its access time is a slack old.
-func (m *Manager[T]) extendDue(s *Session[T]) bool {
-	if m.toucher != nil {
-		return s.storedExpires == 0 || m.touchDue(s.header, s.storedExpires, s.now)
+// removeRetired removes the record the session retired, by Regenerate or
+// Destroy, from the store: the one way a retired record goes, whichever
+// save removes it.
+//
+// A destroyed session's record goes whatever happened to it meanwhile: a
+// logout is final. A regenerated session's record, on a backend with
+// versions, goes only if it still has the version loaded, and otherwise
+// the removal fails with ErrConflict: another request changed the session,
+// and the save must take that change along to the new ID first.
+func (m *Manager[T]) removeRetired(ctx context.Context, s *Session[T]) error {
+	var err error
+	if m.versioned != nil && !s.destroyed {
+		err = m.versioned.RemoveIfVersion(ctx, s.removeToken, s.version)
+	} else {
+		err = m.backend.Remove(ctx, s.removeToken)
 	}
-	return s.now-s.header.accessed >= int64(m.idleSlack()/time.Second)
+	if err != nil {
+		return fmt.Errorf("sessions: removing the retired session: %w", err)
+	}
+	s.removed()
+	return nil
 }
 
-// touchDue reports whether a record with header h that the backend keeps
-// until expires leaves less than the idle timeout from now, or less than
-// the session's lifetime, whichever is shorter. Both times are whole
-// seconds, rounded down: now+1 is the latest the request can have come.
-func (m *Manager[T]) touchDue(h recordHeader, expires, now int64) bool {
-	want := min(now+1+int64(m.idleTimeout/time.Second), h.created+int64(m.lifetime/time.Second))
-	return expires < want
+// stillLoaded reports whether the record the session was loaded from is
+// still in the store as it was loaded: what a refresh on a backend without
+// versions checks before it writes. A read that fails counts as a change:
+// the refresh waits for the next request.
+func (m *Manager[T]) stillLoaded(ctx context.Context, s *Session[T]) bool {
+	rec, found, err := m.read(ctx, s.loadedToken)
+	if err != nil || !found {
+		return false
+	}
+	h, payload, err := parseRecord(rec.Data)
+	return err == nil && h.owner == s.loadedOwner && h.persist == s.loadedPersist &&
+		h.created == s.header.created && bytes.Equal(payload, s.loadedPayload)
 }
 
 // settleLocked makes what was just saved the session's new starting point:
 // its changes are stored, and a later save looks only for new ones.
 func (s *Session[T]) settleLocked() {
 	s.updates = nil
-	s.forceSave = false
-	s.destroyed = false
-	s.refused = false
-	s.persistSet, s.ownerSet = false, false
-	s.loadedPersist = s.header.persist
-	s.loadedOwner = s.header.owner
+	s.settled()
 }
 
 // auditState is what the audit trail needs to know of a session before
@@ -324,6 +340,8 @@ func (m *Manager[T]) dirtyLocked(s *Session[T]) bool {
 // writeLocked writes s's record, from the payload in f, and sends the
 // token when the client does not hold it yet.
 func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[T], f frame, refreshOnly bool, target saveTarget) error {
+	// held is the token the client holds, if it names the session.
+	held, heldPersist := s.loadedToken, s.loadedPersist
 	var token string
 	var err error
 	if m.versioned != nil {
@@ -339,28 +357,23 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 	if err != nil {
 		return err
 	}
-	if target == headerGone && token != s.loadedToken {
+	if target == headerGone && token != held {
 		// The backend gave a token that cannot reach the client. Its
 		// record is left to expire: a backend may name one record by
 		// several tokens, and removing it by the new one could remove
 		// the session the client's token still names. Whether that
 		// token sees this write depends on the backend, so the session
 		// saves no more, as after any save of unknown outcome.
-		s.failed = fmt.Errorf("%w: the backend returned a new token for a write that may or may not be seen under the client's token", ErrHeaderWritten)
-		return s.failed
+		return s.failedWith(fmt.Errorf("%w: the backend returned a new token for a write that may or may not be seen under the client's token", ErrHeaderWritten))
 	}
-	resend := token != s.loadedToken || s.header.persist != s.loadedPersist || !s.hadToken
-	s.token, s.loadedToken = token, token
-	s.stored = true
-	s.removeToken = ""
+	resend := token != held || s.header.persist != heldPersist || !s.hadToken
 	if target != toHeader || !resend {
 		// The client sent this very token, in a cookie that ends when the
 		// session's lifetime does (Max-Age counts down to a fixed end):
 		// sending it again would change nothing.
 		return nil
 	}
-	_, maxAge := m.expiry(s.header, s.now)
-	m.transport.send(h, token, maxAge)
+	m.transport.send(h, token, m.maxAge(s.header, s.now))
 	s.hadToken = true
 	return nil
 }
@@ -429,9 +442,8 @@ func (m *Manager[T]) encodeFrame(dst []byte, v *T) (frame, error) {
 // record puts s's header in front of the payload in f and returns the
 // record, and how long the backend should keep it.
 func (m *Manager[T]) record(s *Session[T], f frame, now int64) ([]byte, time.Duration) {
-	s.header.accessed = now
-	ttl, _ := m.expiry(s.header, now)
-	s.storedExpires = now + int64(ttl/time.Second)
+	ttl := m.expiry.ttl(s.header, now)
+	s.stamp(now, int64(ttl/time.Second))
 	var hb [maxRecordHeader]byte
 	h := appendRecordHeader(hb[:0], s.header)
 	start := maxRecordHeader - len(h)
@@ -455,18 +467,12 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 	// The old record goes only once the new one is safe, so that a failed
 	// save leaves the client with a session that still works.
 	if s.removeToken != "" {
-		if err := m.backend.Remove(ctx, s.removeToken); err != nil {
-			return "", fmt.Errorf("sessions: removing replaced session: %w", err)
+		if err := m.removeRetired(ctx, s); err != nil {
+			return "", err
 		}
 	}
-	s.keepPayloadLocked(f)
+	s.written(token, f.payload(), 0)
 	return token, nil
-}
-
-// keepPayloadLocked records the payload in f, just written, as what the
-// session's next save compares with.
-func (s *Session[T]) keepPayloadLocked(f frame) {
-	s.loadedPayload = append(s.loadedPayload[:0:0], f.payload()...)
 }
 
 // writeVersioned saves s over the version it loaded. On a conflict it
@@ -499,7 +505,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 		rec, ttl := m.record(s, f, now)
 		token, err := vb.WriteIfVersion(ctx, VersionedWrite{
 			ID: s.id, Data: rec, TTL: ttl, Version: target,
-			Owner: s.header.owner, PreviousOwner: previous, Deadline: m.deadline(s.header),
+			Owner: s.header.owner, PreviousOwner: previous, Deadline: time.Unix(m.expiry.deadline(s.header), 0),
 		})
 		if err == nil {
 			if target == 0 || moving {
@@ -507,17 +513,11 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 			}
 			target, previous = target+1, s.header.owner
 			err = m.checkToken(token, f)
-			switch {
-			case err != nil:
-			case moving:
-				err = vb.RemoveIfVersion(ctx, s.removeToken, s.version)
-			case s.removeToken != "":
-				// Destroy wins over any concurrent change: logout is final.
-				err = vb.Remove(ctx, s.removeToken)
+			if err == nil && s.removeToken != "" {
+				err = m.removeRetired(ctx, s)
 			}
 			if err == nil {
-				s.version = target
-				s.keepPayloadLocked(f)
+				s.written(token, f.payload(), target)
 				return token, nil
 			}
 		}
@@ -543,7 +543,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 				if m.lastWriteWins {
 					var r reloaded
 					if r, err = m.reload(ctx, s); err == nil {
-						adopt(s, r)
+						s.rebasedOn(r)
 					}
 				} else {
 					f, err = m.rebase(ctx, s)
@@ -582,7 +582,7 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T]) (frame, error) {
 		return nil, fmt.Errorf("sessions: decoding loaded session: %w", err)
 	}
 	for _, fn := range s.updates {
-		fn(&replayed)
+		s.runUpdate(fn, &replayed)
 	}
 	base, err := m.codec.Marshal(&replayed)
 	if err != nil {
@@ -605,10 +605,10 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T]) (frame, error) {
 		return nil, fmt.Errorf("sessions: decoding reloaded session: %w", err)
 	}
 	for _, fn := range s.updates {
-		fn(&v)
+		s.runUpdate(fn, &v)
 	}
 	if replayable {
-		adopt(s, r)
+		s.rebasedOn(r)
 		s.data = v
 		return m.encodeSession(nil, s)
 	}
@@ -616,7 +616,7 @@ func (m *Manager[T]) rebase(ctx context.Context, s *Session[T]) (frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	adopt(s, r)
+	s.rebasedOn(r)
 	s.data = v
 	return merged, nil
 }
@@ -649,22 +649,6 @@ func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) (reloaded, error
 	return reloaded{version: rec.Version, header: h, payload: payload}, nil
 }
 
-// adopt makes s a session loaded from r: it takes over the version, the
-// creation time, the payload to compare with, and the kind of cookie and
-// the owner where s did not set them itself.
-func adopt[T any](s *Session[T], r reloaded) {
-	s.version = r.version
-	s.header.created = r.header.created
-	if !s.persistSet {
-		s.header.persist = r.header.persist
-	}
-	if !s.ownerSet {
-		s.header.owner = r.header.owner
-	}
-	s.loadedOwner = r.header.owner
-	s.loadedPayload = r.payload
-}
-
 // removeOrphan removes, as best it can, a record this save made and no
 // client will ever hold the token of. It does not stop when the request's
 // context does, which may be why the save failed: an orphan with an owner
@@ -677,11 +661,6 @@ func (m *Manager[T]) removeOrphan(ctx context.Context, token string) {
 
 // orphanTimeout bounds the removal of an orphan record.
 const orphanTimeout = 5 * time.Second
-
-// deadline returns the end of the lifetime of a session with header h.
-func (m *Manager[T]) deadline(h recordHeader) time.Time {
-	return time.Unix(h.created+int64(m.lifetime/time.Second), 0)
-}
 
 // backoff returns a jittered, exponentially growing pause before save
 // attempt n (n >= 2): about 1ms, 2ms, 4ms, ... up to 64ms, each between

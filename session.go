@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -45,38 +48,9 @@ type Session[T any] struct {
 	// (see snapshot.go), or is nil.
 	snap *snapshot
 
-	id    string // the ID the next write stores the session under
-	token string // the token of the stored record, as of the last load or save
-	// loadedToken is the token the request came with, if it named a live
-	// record; "" for a new session.
-	loadedToken string
-	// loadedPayload holds the codec's bytes as loaded, to tell whether the
-	// data changed. For a new session it is nil.
-	loadedPayload []byte
-	loadedPersist persistence // the loaded record's choice of cookie
-	loadedOwner   string      // the loaded record's owner
-	header        recordHeader
-	version       uint64 // the loaded record's version, for a VersionedBackend
-	isNew         bool
-	hadToken      bool // the request carried a token of the session's name
-	clientSide    bool // the record lives in the token: see Record.ClientSide
-	// storedExpires is when the backend drops the record unless extended,
-	// in Unix seconds, as it reported at load or as the last save set it;
-	// 0 when unknown.
-	storedExpires int64
-
-	stored      bool   // a record exists under id
-	removeToken string // stale token to remove once the new state is saved
-	forceSave   bool   // save even if the data did not change
-	destroyed   bool   // expire the cookie unless something new is saved
-	persistSet  bool   // SetPersistent was called: the choice outlives a reload
-	ownerSet    bool   // SetOwner was called: the owner outlives a reload
-	// refused is set when the validator ended the loaded session, which
-	// the audit trail has recorded already.
-	refused bool
-	// failed holds the error of a save whose write may or may not have
-	// landed; the session saves no more after it.
-	failed error
+	// sessionState is the session's record and what the request did to
+	// it (state.go).
+	sessionState
 
 	// updates are the functions given to Update, to replay on a record that
 	// changed under this request.
@@ -87,7 +61,13 @@ type Session[T any] struct {
 	// may have made one.
 	lateChange bool
 	lateData   bool
-	now        int64 // the request's time, Unix seconds
+	// finished is set once the middleware is done with the request: a
+	// change after it is lost, and said so at once.
+	finished   bool
+	lostWarned bool
+	// running is set while a function given to Update runs, holding the
+	// lock: a call on the Session from inside it would wait for ever.
+	running atomic.Bool
 }
 
 // Data returns a pointer to the session's value. Read it, or change it in
@@ -106,9 +86,10 @@ type Session[T any] struct {
 // read-modify-write changes, such as counters. Access through the pointer
 // is not synchronized with the Session's methods; see [Session].
 func (s *Session[T]) Data() *T {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.lateData = s.lateData || s.committed
+	s.noteLostLocked()
 	s.handedOut = true
 	if !s.exposed {
 		if s.m.plan != nil {
@@ -117,6 +98,48 @@ func (s *Session[T]) Data() *T {
 		s.exposed = true
 	}
 	return &s.data
+}
+
+// lock takes the Session's lock. A call from inside a function given to
+// Update would wait for ever for the lock that Update holds: it panics
+// instead, with a message that says why.
+func (s *Session[T]) lock() {
+	if s.mu.TryLock() {
+		return
+	}
+	if s.running.Load() && insideUpdate() {
+		panic("sessions: a Session method was called from inside a function given to Session.Update; " +
+			"the function must work only on the value it is given (it runs again, on another value, when the session is replayed)")
+	}
+	s.mu.Lock()
+}
+
+// runUpdate applies fn to v, marking the Session as running one of its
+// Update functions so that lock can tell a call from inside it.
+//
+//go:noinline
+func (s *Session[T]) runUpdate(fn func(*T), v *T) {
+	s.running.Store(true)
+	defer s.running.Store(false)
+	fn(v)
+}
+
+// insideUpdate reports whether the calling goroutine is running a function
+// given to Update: whether runUpdate is on its stack. It is only asked
+// when the lock is taken while such a function runs, so it costs nothing
+// on the way a request usually takes.
+func insideUpdate() bool {
+	var pcs [64]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs[:])])
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "github.com/starsessions/sessions.") && strings.HasSuffix(f.Function, ").runUpdate") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 // unchangedSinceSnapshotLocked reports whether data still has the image
@@ -155,7 +178,7 @@ func (s *Session[T]) dropSnapshotLocked() {
 // shallow: slices and maps in it are the session's own, and must not be
 // modified through it.
 func (s *Session[T]) Value() T {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return s.data
 }
@@ -169,31 +192,40 @@ func (s *Session[T]) Value() T {
 // fn may therefore run more than once, and must depend only on the value it
 // is given (and on values it captured before Update): no I/O, no clock
 // reads that should not repeat. It runs holding the Session's lock, so it
-// must not call the Session's methods. Calls from several goroutines are
-// serialized.
+// must not call the Session's methods: such a call panics, rather than
+// wait for ever for the lock, and rather than read a value that a replay
+// would not give it. Calls from several goroutines are serialized.
 //
 // Changes made through [Session.Data] cannot be replayed, only merged
-// field by field; see [ErrConflict].
+// field by field; see [ErrConflict]. An Update after the request has
+// ended, from a goroutine that outlived the handler, is not saved, and a
+// warning says so.
 func (s *Session[T]) Update(fn func(*T)) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.exposed = true
 	s.noteLateChangeLocked()
-	fn(&s.data)
+	s.runUpdate(fn, &s.data)
 	s.updates = append(s.updates, fn)
 }
 
-// Token returns the session's token as of its last load or save: the value
-// the client presented, or the one the response gives it. It is "" for a
-// session that has not been stored. For a server-side backend the token
-// stays the same until [Session.Regenerate] or [Session.Destroy]; for the
-// cookie backend it is the whole signed cookie value, which changes with
-// every save.
+// Token returns the session's token: the value the client presented, or
+// the one the response gives it. It is "" for a session that has not been
+// stored, and after [Session.Destroy]. For a server-side backend the token
+// stays the same until [Session.Regenerate] or Destroy; for the cookie
+// backend it is the whole signed cookie value, which changes with every
+// save.
+//
+// After Regenerate, Token never names the retired record: on a server-side
+// backend it is the new token at once (the ID the save stores the session
+// under; a backend whose Write returns another token than the ID it is
+// given has its own from the save on), and on the cookie backend it is ""
+// until the save makes the new cookie.
 //
 // The token is a bearer secret: whoever holds it holds the session. Never
 // log it or show it; use [Session.Handle] for that.
 func (s *Session[T]) Token() string {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return s.token
 }
@@ -201,22 +233,29 @@ func (s *Session[T]) Token() string {
 // Handle returns a public identifier of the session, safe to log and to
 // show its user (in a list of their signed-in devices, say): 128 bits of
 // the SHA-256 of the token, base64url-encoded, from which the token cannot
-// be recovered. It is "" when [Session.Token] is. A server-side session
-// keeps its handle across saves, until Regenerate or Destroy; a cookie
-// session's token, and so its handle, changes with every save, so for the
-// cookie backend the handle names one issued cookie rather than the
-// session.
+// be recovered. It is "" when [Session.Token] is, and changes when it
+// does: after [Session.Regenerate] it is the new session's handle, the one
+// to pass to [Manager.RevokeAll] as keep. A server-side session keeps its
+// handle across saves, until Regenerate or Destroy; a cookie session's
+// token, and so its handle, changes with every save, so for the cookie
+// backend the handle names one issued cookie rather than the session.
 func (s *Session[T]) Handle() string {
 	return handleOf(s.Token())
 }
 
-// IsNew reports whether the request came without a valid session, so that
-// this one was made for it.
-func (s *Session[T]) IsNew() bool { return s.isNew }
+// IsNew reports whether the session was made for this request: the request
+// came without a valid session, or the session was destroyed
+// ([Session.Destroy]) since.
+func (s *Session[T]) IsNew() bool {
+	s.lock()
+	defer s.mu.Unlock()
+	return s.isNew
+}
 
-// CreatedAt returns when the session was created, to the second.
+// CreatedAt returns when the session was created, to the second: when it
+// was first stored, or when [Session.Regenerate] last started it anew.
 func (s *Session[T]) CreatedAt() time.Time {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return time.Unix(s.header.created, 0)
 }
@@ -229,76 +268,54 @@ func (s *Session[T]) CreatedAt() time.Time {
 // [WithIdleTimeout]), so the idle end lies between the idle timeout and
 // the idle timeout plus a hundredth after the last use.
 func (s *Session[T]) ExpiresAt() time.Time {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
-	return time.Unix(s.m.expiresAt(s.header, s.extendedLocked()), 0)
-}
-
-// extendedLocked returns when the session's idle timeout was last extended
-// as this request leaves it: now, unless the stored expiry is far enough
-// off that a read-only request leaves it be.
-func (s *Session[T]) extendedLocked() int64 {
-	m := s.m
-	if m.idleTimeout <= 0 || !s.stored {
-		return s.now
-	}
-	if m.toucher != nil {
-		if s.storedExpires != 0 && !m.touchDue(s.header, s.storedExpires, s.now) {
-			return s.storedExpires - m.idleSeconds()
-		}
-		return s.now
-	}
-	if s.now-s.header.accessed < int64(m.idleSlack()/time.Second) {
-		return s.header.accessed
-	}
-	return s.now
+	e := s.m.expiry
+	return time.Unix(e.expiresAt(s.header, e.extended(s.header, s.stored, s.m.touchable(s), s.storedExpires, s.now)), 0)
 }
 
 // Persistent reports whether the session's cookie outlives the browser:
 // the choice [Session.SetPersistent] made, or else [WithPersistent]'s.
 func (s *Session[T]) Persistent() bool {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return s.m.persistentFor(s.header.persist)
 }
 
-// Regenerate gives the session a new ID and keeps its data; the record under
-// the old ID is removed once the new one is saved. Call it whenever the
-// user's privileges change, login above all, so that an ID an attacker planted
-// or saw before is worth nothing afterwards (session fixation).
+// Regenerate gives the session a new ID and keeps its data and owner; the
+// record under the old ID is removed once the new one is saved, and
+// [Session.Token] and [Session.Handle] name the new session at once. Call
+// it whenever the user's privileges change, login above all, so that an ID
+// an attacker planted or saw before is worth nothing afterwards (session
+// fixation). The regenerated session starts a new lifetime: as OWASP
+// counts the absolute timeout from the login, [Session.CreatedAt] becomes
+// now.
 func (s *Session[T]) Regenerate() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.noteLateChangeLocked()
-	s.retireLocked()
-	s.id = NewID()
-	s.forceSave = true
+	s.regenerate()
 }
 
 // Destroy drops the session: the data becomes T's zero value, the record is
-// removed and the cookie expired (logout). A value set after Destroy starts a
-// new session with a new ID.
+// removed and the cookie expired (logout). From then on the session is a
+// new one: [Session.Token] and [Session.Handle] are "" and
+// [Session.IsNew] reports true, and a value set after Destroy starts a new
+// session with a new ID.
 func (s *Session[T]) Destroy() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.noteLateChangeLocked()
 	s.destroyLocked()
 }
 
 func (s *Session[T]) destroyLocked() {
-	s.retireLocked()
 	// The value starts over, so an image of the old one proves nothing.
 	s.dropSnapshotLocked()
 	var zero T
 	s.data = zero
-	s.id = NewID()
-	s.loadedPayload = nil
 	s.updates = nil
-	s.header = s.m.newHeader(s.now)
-	s.forceSave = false
-	s.persistSet = false
-	s.ownerSet = false
-	s.destroyed = true
+	s.destroy(s.m.newHeader(s.now))
 }
 
 // SetOwner ties the session to owner, usually the signed-in user's ID, so
@@ -309,19 +326,15 @@ func (s *Session[T]) destroyLocked() {
 // session with an owner is stored even while T holds its zero value. An
 // owner longer than 256 bytes makes the save fail.
 func (s *Session[T]) SetOwner(owner string) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.noteLateChangeLocked()
-	s.ownerSet = true
-	if owner != s.header.owner {
-		s.header.owner = owner
-		s.forceSave = true
-	}
+	s.setOwner(owner)
 }
 
 // Owner returns the owner [Session.SetOwner] tied the session to, or "".
 func (s *Session[T]) Owner() string {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return s.header.owner
 }
@@ -332,27 +345,14 @@ func (s *Session[T]) Owner() string {
 // browser). The choice is kept with the session. Without a call,
 // [WithPersistent] decides.
 func (s *Session[T]) SetPersistent(persistent bool) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.noteLateChangeLocked()
 	p := persistOff
 	if persistent {
 		p = persistOn
 	}
-	s.persistSet = true
-	if p != s.header.persist {
-		s.header.persist = p
-		s.forceSave = true
-	}
-}
-
-// retireLocked marks the stored record, if any, for removal at save time:
-// it must not outlive the ID the session is leaving.
-func (s *Session[T]) retireLocked() {
-	if s.stored {
-		s.removeToken = s.loadedToken
-		s.stored = false
-	}
+	s.setPersistence(p)
 }
 
 // noteLateChangeLocked records a change made after the commit, which the
@@ -361,6 +361,18 @@ func (s *Session[T]) noteLateChangeLocked() {
 	if s.committed {
 		s.lateChange = true
 	}
+	s.noteLostLocked()
+}
+
+// noteLostLocked warns, once per session, of a change after the
+// middleware finished with the request: nothing will save it, and nothing
+// else would say so.
+func (s *Session[T]) noteLostLocked() {
+	if !s.finished || s.lostWarned {
+		return
+	}
+	s.lostWarned = true
+	s.m.logger().Warn("sessions: the session was used after its request ended (from a goroutine that outlived the handler); a change made now is not saved")
 }
 
 // Save saves the session now, under the same rules as the middleware's
@@ -399,7 +411,7 @@ func (s *Session[T]) noteLateChangeLocked() {
 // For a session from [Manager.Open], Save stores the session and
 // [Session.Token] then gives the token to hand out.
 func (s *Session[T]) Save(ctx context.Context) error {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
 		return errors.New("sessions: Save on a Session that no Manager made")
