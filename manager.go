@@ -37,7 +37,7 @@ type Manager[T any] struct {
 	// insecureWarned is set once a request over plain HTTP has been
 	// warned about (insecure.go).
 	insecureWarned atomic.Bool
-	validator   func(context.Context, *T) error
+	validator      func(context.Context, *T) error
 	// tagged is set when the backend does not bind tokens to the cookie
 	// name itself: records then carry tag, the name's tag.
 	tagged bool

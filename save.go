@@ -47,9 +47,9 @@ type savePlan struct {
 	// keeps a refresh from bringing back a record that a concurrent
 	// request removed, or from undoing its change.
 	recheck bool
-	touch       bool // extend the record's expiry instead of writing it
-	remove      bool // remove the retired record (a write removes it itself)
-	expire      bool // tell the client to drop its token
+	touch   bool // extend the record's expiry instead of writing it
+	remove  bool // remove the retired record (a write removes it itself)
+	expire  bool // tell the client to drop its token
 	// err is why the save cannot be done. Nothing is done then, but the
 	// removal of a destroyed session's record, which needs no new token.
 	err error
