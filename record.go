@@ -24,7 +24,7 @@ import (
 // which securecookie encodes in base64 twice.
 type recordHeader struct {
 	created  int64 // Unix seconds
-	accessed int64 // Unix seconds, >= created
+	accessed int64 // Unix seconds, >= created: a write clamps it, a read too
 	persist  persistence
 	tagged   bool
 	tag      nameTag
@@ -85,7 +85,7 @@ func appendRecordHeader(dst []byte, h recordHeader) []byte {
 	}
 	dst = append(dst, b)
 	dst = binary.AppendVarint(dst, h.created-recordEpoch)
-	dst = binary.AppendUvarint(dst, uint64(h.accessed-h.created))
+	dst = binary.AppendUvarint(dst, uint64(max(h.accessed-h.created, 0)))
 	if h.tagged {
 		dst = append(dst, h.tag[:]...)
 	}
@@ -122,12 +122,15 @@ func parseRecord(b []byte) (recordHeader, []byte, error) {
 	}
 	b = b[n:]
 	age, n := binary.Uvarint(b)
-	if n <= 0 || age > 1<<40 {
+	if n <= 0 || int64(age) > 1<<40 || int64(age) < -1<<40 {
 		return h, nil, ErrCorrupt
 	}
 	b = b[n:]
 	h.created = recordEpoch + created
-	h.accessed = h.created + int64(age)
+	// Releases before clamping stored an access before the creation, by a
+	// server whose clock was behind the creator's, as the two's complement
+	// of a negative age: such a record loads, accessed at its creation.
+	h.accessed = h.created + max(int64(age), 0)
 	if flags&flagTagged != 0 {
 		if len(b) < len(h.tag) {
 			return h, nil, ErrCorrupt
