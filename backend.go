@@ -24,7 +24,14 @@ import (
 // of one owner; and [NameBinder] binds tokens to the name they travel
 // under. A backend without VersionedBackend saves with
 // last-write-wins: of two requests that change one session at the same
-// time, the later save replaces the earlier.
+// time, the later save replaces the earlier. With an idle timeout, a
+// request that only read such a backend's session and is due to extend it
+// reads the record again and rewrites it only if it is unchanged, so that
+// it does not bring back a session another request destroyed, nor undo
+// its change; a save that lands between that read and the rewrite can
+// still be undone. A backend that is a [Toucher] and reports its records'
+// expiry ([Record.ExpiresAt]) is touched instead, and a [VersionedBackend]
+// rewrites on condition of the version: both close that window.
 type Backend interface {
 	// Read returns the bytes stored for token; found is false, with a nil error, when it is unknown or expired.
 	// The caller does not modify the returned slice. Bytes that are not a

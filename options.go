@@ -118,7 +118,11 @@ func WithPersistent(persistent bool) Option { return func(c *config) { c.persist
 // between d and d plus a hundredth after its last use. A backend that is a
 // [Toucher] and reports its records' expiry ([Record.ExpiresAt]) extends a
 // record without rewriting it, in the read's own round trip for the
-// decision; others have the record rewritten.
+// decision; others have the record rewritten, on condition of its version
+// for a [VersionedBackend]. A backend with neither is read again before
+// the rewrite, which is skipped if another request changed or removed the
+// record meanwhile; a save that lands between that read and the rewrite
+// can still be undone by it (see [Backend]).
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) { c.idleTimeout = max(d, 0) }
 }
