@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -56,5 +57,37 @@ func TestRefreshNeverUndoesAWrite(t *testing.T) {
 				t.Errorf("%d records stored after the logout, want 0", fb.len())
 			}
 		})
+	}
+}
+
+// lazyToucher is a Toucher that reports no expiries and keeps its records
+// for ever, whatever the TTL: only the manager can enforce the idle
+// timeout on it.
+type lazyToucher struct{ fakeToucher }
+
+func (b lazyToucher) Write(ctx context.Context, id string, data []byte, _ time.Duration) (string, error) {
+	return b.fakeToucher.Write(ctx, id, data, 100*365*24*time.Hour)
+}
+
+func (b lazyToucher) Touch(context.Context, string, time.Duration) error { return nil }
+
+// TestIdleTimeoutOnAToucherThatReportsNoExpiry checks that the manager
+// enforces the idle timeout itself on a Toucher that does not report its
+// records' expiry: it cannot rely on a touch it cannot time.
+func TestIdleTimeoutOnAToucherThatReportsNoExpiry(t *testing.T) {
+	clock := newFakeClock()
+	b := lazyToucher{fakeToucher{newFakeBackend(clock)}}
+	m := newManager[profile](clock, b, sessions.WithIdleTimeout(10*time.Minute))
+	br := &browser{t: t, h: routes(m, standardActs)}
+	br.do("GET", "/visit")
+	for range 3 {
+		clock.Advance(8 * time.Minute)
+		if got := body(br.do("GET", "/read")); !strings.Contains(got, "visits=1 ") {
+			t.Fatalf("a session in use expired: %q", got)
+		}
+	}
+	clock.Advance(10*time.Minute + 7*time.Second)
+	if got := body(br.do("GET", "/read")); !strings.HasSuffix(got, "new=true") {
+		t.Errorf("after 10 idle minutes: %q, want a new session", got)
 	}
 }
