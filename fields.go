@@ -48,6 +48,8 @@ type fieldCodec interface {
 	// anyUnknown reports whether data, an encoded map, has a key that fs
 	// does not know. It allocates nothing: every write asks it.
 	anyUnknown(data []byte, fs *fieldSet) bool
+	// tag is the struct tag key the codec reads field names from.
+	tag() string
 }
 
 // A fieldSet is the keys a codec decodes into the fields of a struct.
@@ -154,6 +156,8 @@ func (fs *fieldSet) among(key []byte, pairs []pair) bool {
 }
 
 // JSON objects.
+
+func (jsonCodec) tag() string { return "json" }
 
 func (jsonCodec) fields(t reflect.Type) *fieldSet {
 	if encodesItself(t, jsonMethods) {
@@ -353,6 +357,8 @@ func jsonValue(data []byte, i int) (int, bool) {
 }
 
 // msgpack maps.
+
+func (msgpackCodec) tag() string { return "msgpack" }
 
 func (msgpackCodec) fields(t reflect.Type) *fieldSet {
 	if encodesItself(t, msgpackMethods) || msgpackArray(t) {

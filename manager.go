@@ -31,6 +31,9 @@ type Manager[T any] struct {
 	// known is the keys T decodes; both are nil with a codec that cannot.
 	fields fieldCodec
 	known  *fieldSet
+	// flashes is the keys of T's Flashes fields, which merge as queues
+	// (flash.go), with their types; nil when T has none.
+	flashes map[string]reflect.Type
 	// undecodable limits the warnings about sessions that no longer
 	// decode to one per burst.
 	undecodable burstLog
@@ -112,6 +115,7 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 	if fc, ok := m.codec.(fieldCodec); ok {
 		if known := fc.fields(reflect.TypeFor[T]()); known != nil {
 			m.fields, m.known = fc, known
+			m.flashes = flashFields(reflect.TypeFor[T](), fc.tag())
 		}
 	}
 	var zero T

@@ -58,6 +58,14 @@ func (m *Manager[T]) merge(loaded, base, mine, theirs []byte, replayed T) (frame
 		was, wasOK := find(loadedPairs, key)
 		now, nowOK := find(theirPairs, key)
 		theyChanged := wasOK != nowOK || wasOK && !bytes.Equal(was.value, now.value)
+		if ft, ok := m.flashType(key); ok && theyChanged {
+			// Two equal changes of a queue are not one: see Flashes.
+			if ours, ourOK, err = m.mergeFlashes(ft, key, was, ours, now, wasOK, ourOK, nowOK); err != nil {
+				return nil, zero, err
+			}
+			result = put(result, key, ours, ourOK)
+			continue
+		}
 		if theyChanged && (ourOK != nowOK || ourOK && !bytes.Equal(ours.value, now.value)) {
 			return nil, zero, fmt.Errorf("%w: field %q was changed here through Data and by another request too", ErrConflict, key)
 		}
