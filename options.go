@@ -168,7 +168,8 @@ func WithAuditTrail() Option { return func(c *config) { c.audit = true } }
 // WithValidate sets a function that checks every stored session after it is
 // loaded and before the handler sees it, on every backend, the cookie
 // backend included. When fn returns an error that matches [ErrRevoked], the
-// session ends: its record is removed, the request goes on with a fresh,
+// session ends: its record is removed at once, also for a session from
+// [Manager.Open] that is never saved, the request goes on with a fresh,
 // empty session, and the client's cookie is replaced. Any other error fails
 // the load: [Manager.Get] returns it, and with [WithAutoload] it reaches the
 // error handler. New panics if T is not the manager's type. fn is given the

@@ -353,3 +353,39 @@ func TestCookieLogoutAfterHeaderIsNotAudited(t *testing.T) {
 		t.Errorf("audit events (-want +got):\n%s", diff)
 	}
 }
+
+// TestValidateWithOpenRemovesAtOnce refuses a session that Open loads: its
+// record must go at once, for a session from Open may never be saved.
+func TestValidateWithOpenRemovesAtOnce(t *testing.T) {
+	clock := newFakeClock()
+	fb := newFakeBackend(clock)
+	refuse := false
+	m := newManager[profile](clock, fb, sessions.WithValidate(func(context.Context, *profile) error {
+		if refuse {
+			return sessions.ErrRevoked
+		}
+		return nil
+	}))
+	s, err := m.Open(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Data().Name = "ann"
+	if err := s.Save(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fb.len() != 1 {
+		t.Fatalf("%d records after the save, want 1", fb.len())
+	}
+	refuse = true
+	s, err = m.Open(context.Background(), s.Token())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.IsNew() || s.Value().Name != "" {
+		t.Errorf("Open of a refused session: IsNew %t, Name %q; want a new, empty session", s.IsNew(), s.Value().Name)
+	}
+	if fb.len() != 0 {
+		t.Errorf("%d records left after the validator refused the session, want 0", fb.len())
+	}
+}
