@@ -146,8 +146,10 @@ func (m *Manager[T]) Get(r *http.Request) (*Session[T], error) {
 	if !st.loaded {
 		if err := m.load(r.Context(), r, &st.session); err != nil {
 			st.session = Session[T]{}
+			st.loadErr = err
 			return nil, err
 		}
+		st.loadErr = nil
 		st.session.committed = st.committed
 		st.session.req = st
 		st.loaded = true

@@ -12,9 +12,12 @@ import (
 // returns. A session that was not changed is not saved, and a request that
 // never calls Get costs nothing beyond a small allocation.
 //
-// When the session cannot be saved, the error handler answers the request
-// instead of next's response (see [WithErrorHandler]); next's later writes
-// then fail with [ErrNotSaved]. A handler that hijacks the connection
+// When the session cannot be saved, or could not be loaded and next
+// answers as if it had been, the error handler answers the request instead
+// of next's response (see [WithErrorHandler]); next's later writes then
+// fail with [ErrNotSaved]. The writer next is given offers exactly the
+// optional interfaces of the one it wraps (http.Flusher, http.Hijacker,
+// io.ReaderFrom), and Unwrap for [http.ResponseController]. A handler that hijacks the connection
 // before the header is written sends no header through the middleware, so
 // nothing is saved for it: make changes before the header, or before the
 // hijack write the header (as a WebSocket upgrade with status 101 does).
@@ -32,11 +35,11 @@ func (m *Manager[T]) Middleware(next http.Handler) http.Handler {
 			}
 		}
 		st.rw = responseWriter{ResponseWriter: w, saver: st}
-		next.ServeHTTP(&st.rw, r)
+		next.ServeHTTP(st.rw.exposed(), r)
 		// A commit before next returned leaves next time to change the
 		// value through a pointer from Data, which finish looks for.
 		early := st.headerOut()
-		st.rw.commit()
+		st.rw.commit(0)
 		st.finish(early)
 	})
 }
@@ -58,6 +61,9 @@ type requestState[T any] struct {
 	// saveFailed is set when the middleware's save failed, and the error
 	// handler answered.
 	saveFailed bool
+	// loadErr is why the last Get failed, until one succeeds: the error
+	// handler answers for it unless the handler answers with a 5xx.
+	loadErr error
 	// vary is this response's own Vary value, so that no slice is shared
 	// between responses' headers; varied is set once it is in the header.
 	vary    [1]string
@@ -75,19 +81,29 @@ func (st *requestState[T]) Value(key any) any {
 }
 
 // commitSession marks the header as gone and reports whether a session
-// was loaded, which then needs saving.
-func (st *requestState[T]) commitSession() bool {
+// was loaded, which then needs saving, or else why the load failed.
+func (st *requestState[T]) commitSession() (bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.committed = true
-	return st.loaded
+	return st.loaded, st.loadErr
 }
 
 // save implements saver: it runs once, just before the response header is
 // written.
-func (st *requestState[T]) save(w http.ResponseWriter) bool {
-	if !st.commitSession() {
-		return true
+func (st *requestState[T]) save(w http.ResponseWriter, code int) bool {
+	loaded, loadErr := st.commitSession()
+	if !loaded {
+		if loadErr == nil || code >= 500 {
+			return true // nothing to save, or the handler answers the failure itself
+		}
+		// The handler went on as if the session had loaded: its answer
+		// would be a 200 built on no session.
+		st.mu.Lock()
+		st.saveFailed = true
+		st.mu.Unlock()
+		st.m.handleError(w, st.r, loadErr)
+		return false
 	}
 	if err := st.m.save(st.r.Context(), w.Header(), &st.session, st.addVary); err != nil {
 		st.mu.Lock()

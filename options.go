@@ -142,6 +142,14 @@ func WithLastWriteWins() Option { return func(c *config) { c.lastWriteWins = tru
 // response has been written. The default logs the error through the
 // manager's logger and replies 409 Conflict for [ErrConflict] and 500
 // Internal Server Error for anything else.
+//
+// A load fails in [Manager.Get], which returns the error, or, with
+// [WithAutoload], before the handler runs. A handler that goes on after
+// Get failed, as if it had a session, is answered by the error handler,
+// with Get's error, when it writes a response with a status below 500 or
+// returns without writing one: its page, built on no session, is not sent.
+// A handler that answers the failure itself with a 5xx status keeps its
+// answer. A later Get that succeeds ends the failure.
 func WithErrorHandler(h func(w http.ResponseWriter, r *http.Request, err error)) Option {
 	return func(c *config) { c.errorHandler = h }
 }

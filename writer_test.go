@@ -238,3 +238,118 @@ func TestEarlyHintsCarryNoCookie(t *testing.T) {
 		t.Errorf("the response: status %d, cookies %v; want 200 and the session cookie", res.StatusCode, res.Cookies())
 	}
 }
+
+// plainWriter is a ResponseWriter with no optional interface at all.
+type plainWriter struct {
+	h    http.Header
+	code int
+	body strings.Builder
+}
+
+func (w *plainWriter) Header() http.Header         { return w.h }
+func (w *plainWriter) Write(b []byte) (int, error) { return w.body.Write(b) }
+func (w *plainWriter) WriteHeader(code int)        { w.code = code }
+
+// unwrappingWriter is another middleware's wrapper: it has no optional
+// interface of its own, and reaches the writer beneath through Unwrap.
+type unwrappingWriter struct{ http.ResponseWriter }
+
+func (w unwrappingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestWriterExposesWhatItWraps checks that the handler's writer offers
+// exactly the optional interfaces of the writer the middleware wraps: a
+// handler that asks for a Flusher or a Hijacker must not get one whose
+// Flush does nothing or whose Hijack fails.
+func TestWriterExposesWhatItWraps(t *testing.T) {
+	type offers struct{ Flusher, Hijacker, ReaderFrom, Unwrap bool }
+	probe := func(w http.ResponseWriter) offers {
+		_, f := w.(http.Flusher)
+		_, h := w.(http.Hijacker)
+		_, r := w.(io.ReaderFrom)
+		_, u := w.(interface{ Unwrap() http.ResponseWriter })
+		return offers{f, h, r, u}
+	}
+	m := sessions.New[profile](memory.New())
+	var got offers
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = probe(w) }))
+	for _, tt := range []struct {
+		name string
+		w    func() http.ResponseWriter
+	}{
+		{"no optional interface", func() http.ResponseWriter { return &plainWriter{h: http.Header{}} }},
+		{"recorder", func() http.ResponseWriter { return httptest.NewRecorder() }},
+		{"wrapper around a recorder", func() http.ResponseWriter { return unwrappingWriter{httptest.NewRecorder()} }},
+		{"wrapper around nothing", func() http.ResponseWriter { return unwrappingWriter{&plainWriter{h: http.Header{}}} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := tt.w()
+			h.ServeHTTP(w, httptest.NewRequest("GET", "https://example.com/", nil))
+			want := probe(w)
+			// Flush and Hijack count through an Unwrap chain, as
+			// ResponseController finds them; Unwrap is always there.
+			want.Flusher = want.Flusher || http.NewResponseController(w).Flush() == nil
+			want.Unwrap = true
+			if got != want {
+				t.Errorf("the handler's writer offers %+v, want %+v", got, want)
+			}
+		})
+	}
+	t.Run("server", func(t *testing.T) {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		res, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if want := (offers{true, true, true, true}); got != want {
+			t.Errorf("behind net/http's writer the handler's offers %+v, want %+v", got, want)
+		}
+	})
+}
+
+// TestLoadFailureReachesTheErrorHandler checks the rule for a request
+// whose lazy load failed: a handler that goes on as if it had loaded is
+// answered by the error handler, and one that answers with a 5xx of its
+// own keeps that answer.
+func TestLoadFailureReachesTheErrorHandler(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		handler  func(w http.ResponseWriter, err error)
+		wantCode int
+		wantBody string
+	}{
+		{"ignores the error and writes", func(w http.ResponseWriter, err error) { io.WriteString(w, "welcome") }, http.StatusTeapot, "backend down"},
+		{"ignores the error and answers 404", func(w http.ResponseWriter, err error) { http.NotFound(w, nil) }, http.StatusTeapot, "backend down"},
+		{"ignores the error and writes nothing", func(w http.ResponseWriter, err error) {}, http.StatusTeapot, "backend down"},
+		{"answers with its own 503", func(w http.ResponseWriter, err error) {
+			http.Error(w, "own answer", http.StatusServiceUnavailable)
+		}, http.StatusServiceUnavailable, "own answer"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			fb := newFakeBackend(clock)
+			m := newManager[profile](clock, fb, sessions.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+				w.WriteHeader(http.StatusTeapot)
+				io.WriteString(w, "handled: "+err.Error())
+			}))
+			br := &browser{t: t, h: routes(m, standardActs)}
+			br.do("GET", "/visit")
+			fb.failWith("Read", errors.New("backend down"))
+			h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, err := m.Get(r)
+				if err == nil {
+					t.Error("Get succeeded on a failing backend")
+				}
+				tt.handler(w, err)
+			}))
+			req := httptest.NewRequest("GET", "https://example.com/", nil)
+			req.AddCookie(&http.Cookie{Name: br.cookie.Name, Value: br.cookie.Value})
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.wantCode || !strings.Contains(rec.Body.String(), tt.wantBody) {
+				t.Errorf("answer %d %q, want %d %q", rec.Code, rec.Body.String(), tt.wantCode, tt.wantBody)
+			}
+		})
+	}
+}
