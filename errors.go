@@ -40,8 +40,9 @@ var ErrCorrupt = errors.New("sessions: backend returned a corrupt session record
 // response header has been written and the save would need to give the
 // client a new token, a new kind of cookie, or delete its token: for a new
 // session, after [Session.Regenerate], after [Session.SetPersistent]
-// changed the kind of cookie, and for every save on the cookie backend,
-// [Session.Destroy] included (the cookie then stays valid).
+// changed the kind of cookie, and for every save on the cookie backend
+// that has something to store or to end, [Session.Destroy] included (the
+// cookie then stays valid). A save with nothing to store returns nil.
 var ErrHeaderWritten = errors.New("sessions: the response header has been written; the client's token cannot change")
 
 // ErrRevoked, returned wrapped or not by the function given to

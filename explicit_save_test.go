@@ -433,3 +433,28 @@ func TestSaveLeavesMiddlewareNothing(t *testing.T) {
 		t.Errorf("a request that saved explicitly: %d writes, %d touches; want 1 and 0", w, tc)
 	}
 }
+
+// TestCookieSaveAfterHeader checks what README and ErrHeaderWritten say of
+// the cookie backend once the header is out: a Save with nothing to store
+// returns nil, and one with a change fails with ErrHeaderWritten.
+func TestCookieSaveAfterHeader(t *testing.T) {
+	m := sessions.New[profile](newCookieBackend())
+	var readOnly, changed error
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Get(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.WriteHeader(http.StatusOK)
+		readOnly = s.Save(r.Context())
+		s.Data().Visits++
+		changed = s.Save(r.Context())
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "https://example.com/", nil))
+	if readOnly != nil {
+		t.Errorf("read-only Save after the header: %v, want nil", readOnly)
+	}
+	if !errors.Is(changed, sessions.ErrHeaderWritten) {
+		t.Errorf("Save of a change after the header: %v, want ErrHeaderWritten", changed)
+	}
+}
