@@ -9,7 +9,9 @@ var ErrNoMiddleware = errors.New("sessions: Get called on a request that did not
 // ErrCookieTooLarge is reported when a session cookie's name and value
 // together would pass 4096 bytes, the most browsers keep. Cookie-backed
 // sessions hit it when their data grows too large; the response then goes to
-// the error handler instead of losing the session silently.
+// the error handler instead of losing the session silently. It is the one
+// name for the error: the cookie backend's Write returns it, and the manager
+// reports it for any backend's token that would not fit in a cookie.
 var ErrCookieTooLarge = errors.New("sessions: session cookie larger than 4096 bytes")
 
 // ErrNotSaved is returned by the response writer's Write after the session

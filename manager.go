@@ -186,7 +186,11 @@ func (m *Manager[T]) audit(ctx context.Context, event, handle, owner string, att
 	if !m.config.audit {
 		return
 	}
-	m.logger().InfoContext(ctx, "sessions: audit", append([]any{"event", event, "handle", handle, "owner", owner}, attrs...)...)
+	l := m.config.auditLogger
+	if l == nil {
+		l = m.logger()
+	}
+	l.InfoContext(ctx, "sessions: audit", append([]any{"event", event, "handle", handle, "owner", owner}, attrs...)...)
 }
 
 func (m *Manager[T]) handleError(w http.ResponseWriter, r *http.Request, err error) {

@@ -789,8 +789,8 @@ func TestCookieTooLarge(t *testing.T) {
 	res := (&browser{t: t, h: app(m, func(s *sessions.Session[profile]) {
 		s.Data().Name = strings.Repeat("x", 4000)
 	})}).do("GET", "/")
-	if res.StatusCode != http.StatusInternalServerError || !errors.Is(handled, cookie.ErrTooLarge) {
-		t.Errorf("status %d, error %v; want 500 and cookie.ErrTooLarge", res.StatusCode, handled)
+	if res.StatusCode != http.StatusInternalServerError || !errors.Is(handled, sessions.ErrCookieTooLarge) {
+		t.Errorf("status %d, error %v; want 500 and sessions.ErrCookieTooLarge", res.StatusCode, handled)
 	}
 }
 

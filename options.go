@@ -26,7 +26,8 @@ type config struct {
 	lastWriteWins        bool
 	logger               *slog.Logger
 	audit                bool
-	validate             any // a func(context.Context, *T) error, checked by New
+	auditLogger          *slog.Logger // where the audit trail goes; nil: logger
+	validate             any          // a func(context.Context, *T) error, checked by New
 	clearSiteData        string
 	clearSiteDataCookies bool // the directives delete cookies
 
@@ -108,7 +109,8 @@ func WithPersistent(persistent bool) Option { return func(c *config) { c.persist
 
 // WithIdleTimeout sets a sliding expiry, as starsessions' rolling=True does:
 // a session not used for d expires, even within its lifetime. The default,
-// 0, sets no idle timeout; a d over 100 years is taken as 100 years.
+// 0, sets no idle timeout. As with [WithLifetime], New panics if d is
+// negative, and takes a d over 100 years as 100 years.
 //
 // Requests that change the session extend it as they save it. A request
 // that only reads extends it only once its expiry has fallen a hundredth
@@ -124,7 +126,7 @@ func WithPersistent(persistent bool) Option { return func(c *config) { c.persist
 // record meanwhile; a save that lands between that read and the rewrite
 // can still be undone by it (see [Backend]).
 func WithIdleTimeout(d time.Duration) Option {
-	return func(c *config) { c.idleTimeout = max(d, 0) }
+	return func(c *config) { c.idleTimeout = d }
 }
 
 // WithLastWriteWins turns conflict detection off: a save replaces whatever
@@ -160,7 +162,7 @@ func WithErrorHandler(h func(w http.ResponseWriter, r *http.Request, err error))
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithAuditTrail logs the life of every session through the manager's
-// logger (see [WithLogger]), at [slog.LevelInfo] under the message
+// logger (see [WithLogger]; [WithAuditLogger] gives it one of its own), at [slog.LevelInfo] under the message
 // "sessions: audit", as OWASP asks: created, regenerated, owner set,
 // destroyed, revoked, refused by the validator, expired on load,
 // undecodable, and not found. Each entry carries the event, the session's
@@ -172,6 +174,14 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // well-formed token that was never issued: one entry per such request, so
 // that a flood of forged tokens shows in the trail as one.
 func WithAuditTrail() Option { return func(c *config) { c.audit = true } }
+
+// WithAuditLogger turns the audit trail on (see [WithAuditTrail]) and sends
+// it to l instead of the manager's logger, for a security log kept apart
+// from the application's: the entries are the same, at the same levels.
+// Errors and warnings still go to the manager's logger ([WithLogger]).
+func WithAuditLogger(l *slog.Logger) Option {
+	return func(c *config) { c.audit, c.auditLogger = true, l }
+}
 
 // WithValidate sets a function that checks every stored session after it is
 // loaded and before the handler sees it, on every backend, the cookie
@@ -301,6 +311,9 @@ func (c *config) check() {
 	}
 	if c.lifetime <= 0 {
 		panic("sessions: WithLifetime needs a positive duration")
+	}
+	if c.idleTimeout < 0 {
+		panic("sessions: WithIdleTimeout needs a positive duration, or 0 for none")
 	}
 	c.lifetime = min(c.lifetime, maxDuration)
 	c.idleTimeout = min(c.idleTimeout, maxDuration)

@@ -12,7 +12,7 @@
 //     or use a server-side backend where revocation matters.
 //   - The session travels with every request and must fit in a cookie:
 //     name plus value at most 4096 bytes. A larger one fails to save with
-//     [ErrTooLarge] and reaches the manager's error handler.
+//     [sessions.ErrCookieTooLarge] and reaches the manager's error handler.
 //   - Two concurrent requests that both change the session each send a
 //     cookie back; the browser keeps the last Set-Cookie it receives. Cookie
 //     sessions are last-write-wins: the manager's conflict detection needs
@@ -41,10 +41,6 @@ import (
 
 	"github.com/starsessions/sessions"
 )
-
-// ErrTooLarge is reported when a session does not fit in a cookie. It is
-// [sessions.ErrCookieTooLarge], so errors.Is matches either.
-var ErrTooLarge = sessions.ErrCookieTooLarge
 
 // MinSecretLength is the shortest secret [New] accepts: 32 bytes, the
 // strength of the HMAC-SHA256 key derived from it.
@@ -178,7 +174,7 @@ func (b *Backend) ReadRecord(_ context.Context, token string) (sessions.Record, 
 // cookie value. The ID and TTL are not needed: the cookie is its own
 // record, and the manager keeps the session's timestamps inside data. A
 // cookie whose name and value would pass [sessions.MaxCookieSize] is not
-// made: Write fails with [ErrTooLarge].
+// made: Write fails with [sessions.ErrCookieTooLarge].
 func (b *Backend) Write(_ context.Context, _ string, data []byte, _ time.Duration) (string, error) {
 	if b.encrypt {
 		data = bytes.Clone(data) // securecookie encrypts in place
@@ -188,7 +184,7 @@ func (b *Backend) Write(_ context.Context, _ string, data []byte, _ time.Duratio
 		return "", fmt.Errorf("cookie: %w", err)
 	}
 	if size := len(b.name) + 1 + len(token); size > sessions.MaxCookieSize {
-		return "", fmt.Errorf("%w: the cookie would be %d bytes", ErrTooLarge, size)
+		return "", fmt.Errorf("%w: the cookie would be %d bytes", sessions.ErrCookieTooLarge, size)
 	}
 	return token, nil
 }

@@ -57,7 +57,7 @@ var outerBuffers = sync.Pool{New: func() any {
 }}
 
 // putOuterBuffer returns b to outerBuffers unless an oversized session,
-// one that will fail with ErrTooLarge anyway, grew it past any cookie's
+// one that will fail with sessions.ErrCookieTooLarge anyway, grew it past any cookie's
 // size.
 func putOuterBuffer(b *[]byte) {
 	if cap(*b) <= 8<<10 {
