@@ -72,7 +72,10 @@ type contextKey struct{ _ byte }
 //
 // New panics if the options contradict each other, for example a
 // "__Host-" cookie name with a Domain, or if the codec cannot encode T's
-// zero value: both are programming errors, best found at start-up.
+// zero value: both are programming errors, best found at start-up. It logs
+// a warning, through the manager's logger, when T has fields that the JSON
+// or msgpack codec does not bring back: unexported fields, which are never
+// saved, and interface fields, which decode as the codec's generic values.
 func New[T any](backend Backend, opts ...Option) *Manager[T] {
 	if backend == nil {
 		panic("sessions: New with a nil Backend")
@@ -125,6 +128,7 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 	}
 	m.zeroPayload = zp
 	m.plan = planImage(reflect.TypeFor[T]())
+	m.warnLossyFields()
 	return m
 }
 

@@ -158,6 +158,7 @@ func (st *requestState[T]) finish(early bool) {
 	pointer := early && s.handedOut && st.m.plan != nil
 	unsaved := !reported && (s.lateChange || (hijacked || s.lateData || pointer) && st.m.dirtyLocked(s))
 	s.committed = true
+	s.finished = true
 	s.dropSnapshotLocked()
 	s.mu.Unlock()
 	if unsaved {
