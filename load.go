@@ -24,8 +24,7 @@ func (m *Manager[T]) load(ctx context.Context, r *http.Request, s *Session[T]) e
 func (m *Manager[T]) loadToken(ctx context.Context, s *Session[T], token string, present bool) error {
 	now := m.now().Unix()
 	s.m = m
-	s.now = now
-	s.hadToken = present
+	s.begin(now, present)
 	reason := "no session token"
 	if present {
 		reason = "malformed token"
@@ -112,7 +111,7 @@ func (m *Manager[T]) validate(ctx context.Context, s *Session[T]) error {
 		m.audit(ctx, "refused by validator", handleOf(s.token), s.header.owner)
 		// Nobody else holds s yet.
 		s.destroyLocked()
-		s.refused = true
+		s.refuse()
 		if err := m.removeRetired(ctx, s); err != nil {
 			// The save tries again, as for any destroyed session.
 			m.logger().WarnContext(ctx, "sessions: removing a session the validator refused failed; the save will try again", "err", err)

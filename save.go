@@ -166,7 +166,7 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 				return err
 			}
 			m.audit(ctx, "destroyed", handle, s.loadedOwner)
-			s.destroyed = false
+			s.logoutDone()
 		}
 		return p.err
 	}
@@ -198,7 +198,7 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	}
 	if p.expire && target == toHeader {
 		m.transport.clear(h)
-		s.hadToken = false
+		s.tokenCleared()
 	}
 	// Clear-Site-Data goes with a logout, also when a new session follows
 	// it (a flash message), unless it would delete the new session's
@@ -374,7 +374,7 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 		return nil
 	}
 	m.transport.send(h, token, m.maxAge(s.header, s.now))
-	s.hadToken = true
+	s.tokenSent()
 	return nil
 }
 

@@ -58,8 +58,13 @@ type sessionState struct {
 	now int64 // the request's time, Unix seconds: one clock read per request
 }
 
-// fresh makes the state that of a new session, created at now with
-// header h.
+// begin starts the request's view of the session, at now; hadToken says
+// the client sent a token of the session's name.
+func (st *sessionState) begin(now int64, hadToken bool) {
+	st.now, st.hadToken = now, hadToken
+}
+
+// fresh makes the state that of a new session, with header h.
 func (st *sessionState) fresh(h recordHeader) {
 	st.id = NewID()
 	st.isNew = true
@@ -124,6 +129,10 @@ func (st *sessionState) destroy(h recordHeader) {
 	st.isNew = true
 }
 
+// refuse records that the validator ended the loaded session (which is
+// destroyed, and audited as refused rather than destroyed).
+func (st *sessionState) refuse() { st.refused = true }
+
 // setOwner ties the session to owner, and reports whether that changed it.
 func (st *sessionState) setOwner(owner string) bool {
 	st.ownerSet = true
@@ -178,6 +187,16 @@ func (st *sessionState) removed() {
 	}
 	st.removeToken = ""
 }
+
+// logoutDone records that a destroyed session's record is gone although
+// the save could do nothing else (the header was out): nothing is left to
+// remove.
+func (st *sessionState) logoutDone() { st.destroyed = false }
+
+// tokenSent records that the response gives the client the session's
+// token; tokenCleared that it tells the client to drop it.
+func (st *sessionState) tokenSent()    { st.hadToken = true }
+func (st *sessionState) tokenCleared() { st.hadToken = false }
 
 // rebasedOn makes the state that of r, the record the session was loaded
 // from as another request left it: its version, creation time and payload
