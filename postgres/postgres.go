@@ -14,6 +14,16 @@
 //	) WITH (fillfactor = 80);
 //	CREATE INDEX sessions_owner_idx ON sessions (owner) WHERE owner IS NOT NULL;
 //
+// The index is named after the table, with its schema's name joined by
+// "_" when it has one ("app.sessions" gives app_sessions_owner_idx). When
+// that name would pass PostgreSQL's limit of 63 bytes on identifiers, it
+// is cut to fit, and eight hex digits of a hash of the whole table name
+// go before "_owner_idx", so that tables whose long names begin alike
+// still get an index each. (A table that an earlier release made keeps
+// the index it has under the name PostgreSQL cut, rather than wait for a
+// new build.) A table name with an empty part, or a schema or table part
+// past the limit, is refused with [ErrTableName].
+//
 // Saves and touches change only columns no index covers (data, version,
 // expires_at, and owner only at login), and the table leaves a fifth of
 // each page free, so that PostgreSQL can make most of them HOT updates:
@@ -72,12 +82,14 @@ package postgres
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -86,6 +98,36 @@ import (
 
 // DefaultTable is the table name unless [WithTable] says otherwise.
 const DefaultTable = "sessions"
+
+// ErrTableName reports a table name, given with [WithTable], with an empty
+// part or one that PostgreSQL would cut short: [Backend.CreateTable]
+// refuses it rather than make a table under another name than the one
+// asked for.
+var ErrTableName = errors.New("postgres: table name does not fit PostgreSQL's identifiers")
+
+// maxIdentifier is the longest identifier PostgreSQL keeps whole, in
+// bytes (NAMEDATALEN-1 in a default build); it cuts longer ones short.
+const maxIdentifier = 63
+
+// indexName names an index of table: the table's name with its schema's
+// joined by "_", then suffix. When that does not fit in an identifier,
+// the name is cut and a hash of the whole table name added before suffix.
+// PostgreSQL would cut the suffix instead: tables whose names begin alike
+// would then share one index name, so that only the first got an index,
+// and a table of 63 bytes would give its index its own name.
+func indexName(table, suffix string) string {
+	name := strings.ReplaceAll(table, ".", "_") + suffix
+	if len(name) <= maxIdentifier {
+		return name
+	}
+	sum := sha256.Sum256([]byte(table))
+	tag := "_" + hex.EncodeToString(sum[:4]) + suffix
+	cut := maxIdentifier - len(tag)
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + tag
+}
 
 // DefaultCleanupInterval is how often expired rows are deleted unless
 // [WithCleanupInterval] says otherwise.
@@ -100,9 +142,10 @@ const cleanupPages = 200
 // Backend is a [sessions.Backend] on PostgreSQL. It is safe for concurrent
 // use.
 type Backend struct {
-	pool  *pgxpool.Pool
-	table string // quoted identifier
-	q     queries
+	pool    *pgxpool.Pool
+	table   string // quoted identifier
+	nameErr error  // what is wrong with the table's name, for CreateTable
+	q       queries
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -128,7 +171,8 @@ type config struct {
 }
 
 // WithTable sets the table's name, which may be schema-qualified
-// ("app.sessions"); the default is [DefaultTable].
+// ("app.sessions"); the default is [DefaultTable]. Each part is at most 63
+// bytes, PostgreSQL's limit: see Schema in the package documentation.
 func WithTable(name string) Option { return func(c *config) { c.table = name } }
 
 // WithCleanupInterval sets how often the background cleanup deletes
@@ -148,9 +192,9 @@ type queries struct {
 	create, createIndex, read, write, writeIf, create0, remove, removeIf, touch, pages, cleanup, owned, removeOwned string
 
 	// The migration of a table an earlier release made.
-	shape                                                          string
-	shapeArgs                                                      []any
-	addOwner, fillfactor, dropOldIndex, dropOwnerIndex, ownerIndex string
+	shape                                                                        string
+	shapeArgs                                                                    []any
+	addOwner, fillfactor, dropOldIndex, dropOwnerIndex, ownerIndex, dropCutIndex string
 }
 
 // New returns a backend that stores sessions through pool, and starts the
@@ -172,13 +216,26 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 		return pgx.Identifier(append(parts[:len(parts)-1:len(parts)-1], name)).Sanitize()
 	}
 	base := strings.ReplaceAll(c.table, ".", "_")
+	// Earlier releases named this index in full and PostgreSQL cut the
+	// name to its limit: the same cut finds it again.
 	oldIndex := inSchema(base + "_expires_at_idx")
-	ownerIndex := inSchema(base + "_owner_idx")
-	ownerIndexName := pgx.Identifier{base + "_owner_idx"}.Sanitize()
+	ownerIndexBare := indexName(c.table, "_owner_idx")
+	ownerIndex := inSchema(ownerIndexBare)
+	// Where that name is not the whole one, earlier releases made the
+	// index under the whole name, and PostgreSQL cut it.
+	cutOwnerIndex := inSchema(base + "_owner_idx")
+	ownerIndexName := pgx.Identifier{ownerIndexBare}.Sanitize()
+	var nameErr error
+	for _, part := range parts {
+		if part == "" || len(part) > maxIdentifier {
+			nameErr = fmt.Errorf("%w: %q: each dot-separated part must be 1 to %d bytes", ErrTableName, c.table, maxIdentifier)
+		}
+	}
 	t := func(q string) string { return strings.ReplaceAll(q, "{table}", table) }
 	b := &Backend{
 		pool:    pool,
 		table:   table,
+		nameErr: nameErr,
 		logger:  c.logger,
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -193,13 +250,19 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 			// Inside the transaction that creates the table, which nobody
 			// else can see yet, so nothing waits for the build.
 			createIndex: t(`CREATE INDEX ` + ownerIndexName + ` ON {table} (owner) WHERE owner IS NOT NULL`),
+			// The indexes of earlier releases have names that PostgreSQL
+			// may have cut, to the table's own name or another's: only an
+			// index of this table counts.
 			shape: `SELECT
 	EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'owner' AND NOT attisdropped),
 	coalesce((SELECT 'fillfactor=80' = ANY(reloptions) FROM pg_class WHERE oid = to_regclass($1)), false),
-	to_regclass($2) IS NOT NULL,
+	EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($2) AND indrelid = to_regclass($1)),
 	coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($3)), false),
-	to_regclass($3) IS NOT NULL`,
-			shapeArgs:      []any{table, oldIndex, ownerIndex},
+	to_regclass($3) IS NOT NULL,
+	$4 <> $3 AND EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($4) AND indrelid = to_regclass($1)),
+	$4 <> $3 AND coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($4) AND indrelid = to_regclass($1)), false)`,
+			shapeArgs:      []any{table, oldIndex, ownerIndex, cutOwnerIndex},
+			dropCutIndex:   `DROP INDEX CONCURRENTLY IF EXISTS ` + cutOwnerIndex,
 			addOwner:       t(`ALTER TABLE {table} ADD COLUMN IF NOT EXISTS owner text`),
 			fillfactor:     t(`ALTER TABLE {table} SET (fillfactor = 80)`),
 			dropOldIndex:   `DROP INDEX CONCURRENTLY IF EXISTS ` + oldIndex,
@@ -268,12 +331,18 @@ WHERE s.expires_at <= now()`),
 //
 // Dropping the earlier releases' index on expires_at makes their cleanup
 // scan the table: migrate once the instances of those releases are gone.
+//
+// It fails with [ErrTableName] when the table's name does not fit in
+// PostgreSQL's identifiers.
 func (b *Backend) CreateTable(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("postgres: creating table %s: %w", b.table, err)
 		}
 	}()
+	if b.nameErr != nil {
+		return b.nameErr
+	}
 	// First the steps that can run in a transaction, in one, which holds
 	// the lock: creating the table, or reshaping an earlier one.
 	var s shape
@@ -311,7 +380,7 @@ func (b *Backend) CreateTable(ctx context.Context) (err error) {
 		}
 		return nil
 	})
-	if err != nil || s.concurrentDone() {
+	if err != nil || len(s.concurrentSteps(b.q)) == 0 {
 		return err
 	}
 	if b.pool.Stat().MaxConns() < 2 {
@@ -332,20 +401,8 @@ func (b *Backend) CreateTable(ctx context.Context) (err error) {
 		if _, err := tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
 			return err
 		}
-		steps := []struct {
-			needed bool
-			sql    string
-		}{
-			{s.hasOldIndex, b.q.dropOldIndex},
-			// A build that failed left an invalid index: build it again.
-			{s.hasOwnerIndex && !s.ownerIndexValid, b.q.dropOwnerIndex},
-			{!s.ownerIndexValid, b.q.ownerIndex},
-		}
-		for _, step := range steps {
-			if !step.needed {
-				continue
-			}
-			if _, err := b.pool.Exec(ctx, step.sql); err != nil {
+		for _, step := range s.concurrentSteps(b.q) {
+			if _, err := b.pool.Exec(ctx, step); err != nil {
 				return err
 			}
 		}
@@ -356,15 +413,36 @@ func (b *Backend) CreateTable(ctx context.Context) (err error) {
 // shape is what an existing table lacks.
 type shape struct {
 	hasOwner, hasFillfactor, hasOldIndex, ownerIndexValid, hasOwnerIndex bool
+	// The owner index that an earlier release made under a name too
+	// long, which PostgreSQL cut.
+	hasCutIndex, cutIndexValid bool
 }
 
-// concurrentDone reports whether the steps that run CONCURRENTLY have
-// nothing left to do.
-func (s shape) concurrentDone() bool { return !s.hasOldIndex && s.ownerIndexValid }
+// concurrentSteps returns the statements, each to run CONCURRENTLY, that
+// the table still needs, in order.
+func (s shape) concurrentSteps(q queries) []string {
+	var steps []string
+	if s.hasOldIndex {
+		steps = append(steps, q.dropOldIndex)
+	}
+	// A build that failed leaves an invalid index behind, still written
+	// by every insert: drop it. An index under the cut name serves as
+	// well as one under the new name, but both is one too many.
+	if s.hasCutIndex && (!s.cutIndexValid || s.ownerIndexValid) {
+		steps = append(steps, q.dropCutIndex)
+	}
+	if s.hasOwnerIndex && !s.ownerIndexValid {
+		steps = append(steps, q.dropOwnerIndex)
+	}
+	if !s.ownerIndexValid && !s.cutIndexValid {
+		steps = append(steps, q.ownerIndex)
+	}
+	return steps
+}
 
 func (b *Backend) shape(ctx context.Context, tx pgx.Tx) (shape, error) {
 	var s shape
-	err := tx.QueryRow(ctx, b.q.shape, b.q.shapeArgs...).Scan(&s.hasOwner, &s.hasFillfactor, &s.hasOldIndex, &s.ownerIndexValid, &s.hasOwnerIndex)
+	err := tx.QueryRow(ctx, b.q.shape, b.q.shapeArgs...).Scan(&s.hasOwner, &s.hasFillfactor, &s.hasOldIndex, &s.ownerIndexValid, &s.hasOwnerIndex, &s.hasCutIndex, &s.cutIndexValid)
 	return s, err
 }
 
