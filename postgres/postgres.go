@@ -12,7 +12,17 @@
 //		expires_at timestamptz NOT NULL,     -- not indexed: see below
 //		owner      text                      -- the session's owner, if any
 //	) WITH (fillfactor = 80);
-//	CREATE INDEX IF NOT EXISTS sessions_owner_idx ON sessions (owner) WHERE owner IS NOT NULL;
+//	CREATE INDEX sessions_owner_idx ON sessions (owner) WHERE owner IS NOT NULL;
+//
+// The index is named after the table, with its schema's name joined by
+// "_" when it has one ("app.sessions" gives app_sessions_owner_idx). When
+// that name would pass PostgreSQL's limit of 63 bytes on identifiers, it
+// is cut to fit, and eight hex digits of a hash of the whole table name
+// go before "_owner_idx", so that tables whose long names begin alike
+// still get an index each. (A table that an earlier release made keeps
+// the index it has under the name PostgreSQL cut, rather than wait for a
+// new build.) A table name with an empty part, or a schema or table part
+// past the limit, is refused with [ErrTableName].
 //
 // Saves and touches change only columns no index covers (data, version,
 // expires_at, and owner only at login), and the table leaves a fifth of
@@ -45,6 +55,21 @@
 // it never brings a removed session back. Reads ignore expired rows; a
 // background cleanup deletes them until [Backend.Close] stops it.
 //
+// # PgBouncer
+//
+// The backend works through PgBouncer in transaction pooling mode with
+// pgx's query mode set to exec or simple_protocol in the connection
+// string (default_query_exec_mode=exec); the tests run the conformance
+// suite, and CreateTable from several instances at once, that way in
+// both. Neither mode prepares a named statement. pgx's default mode,
+// cache_statement, does, on whichever server connection PgBouncer lent
+// for that transaction, and later transactions find it missing, or
+// already there, on the connection they get (SQLSTATE 26000 or 42P05),
+// unless that PgBouncer tracks prepared statements itself (its
+// max_prepared_statements setting). Nothing else needs a server
+// connection to outlive a transaction: each operation is one statement,
+// and CreateTable's lock is transaction-scoped.
+//
 // # Cost
 //
 // One round trip per read, save or touch; a regenerate adds one for
@@ -57,12 +82,14 @@ package postgres
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -71,6 +98,36 @@ import (
 
 // DefaultTable is the table name unless [WithTable] says otherwise.
 const DefaultTable = "sessions"
+
+// ErrTableName reports a table name, given with [WithTable], with an empty
+// part or one that PostgreSQL would cut short: [Backend.CreateTable]
+// refuses it rather than make a table under another name than the one
+// asked for.
+var ErrTableName = errors.New("postgres: table name does not fit PostgreSQL's identifiers")
+
+// maxIdentifier is the longest identifier PostgreSQL keeps whole, in
+// bytes (NAMEDATALEN-1 in a default build); it cuts longer ones short.
+const maxIdentifier = 63
+
+// indexName names an index of table: the table's name with its schema's
+// joined by "_", then suffix. When that does not fit in an identifier,
+// the name is cut and a hash of the whole table name added before suffix.
+// PostgreSQL would cut the suffix instead: tables whose names begin alike
+// would then share one index name, so that only the first got an index,
+// and a table of 63 bytes would give its index its own name.
+func indexName(table, suffix string) string {
+	name := strings.ReplaceAll(table, ".", "_") + suffix
+	if len(name) <= maxIdentifier {
+		return name
+	}
+	sum := sha256.Sum256([]byte(table))
+	tag := "_" + hex.EncodeToString(sum[:4]) + suffix
+	cut := maxIdentifier - len(tag)
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + tag
+}
 
 // DefaultCleanupInterval is how often expired rows are deleted unless
 // [WithCleanupInterval] says otherwise.
@@ -85,9 +142,10 @@ const cleanupPages = 200
 // Backend is a [sessions.Backend] on PostgreSQL. It is safe for concurrent
 // use.
 type Backend struct {
-	pool  *pgxpool.Pool
-	table string // quoted identifier
-	q     queries
+	pool    *pgxpool.Pool
+	table   string // quoted identifier
+	nameErr error  // what is wrong with the table's name, for CreateTable
+	q       queries
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -113,7 +171,8 @@ type config struct {
 }
 
 // WithTable sets the table's name, which may be schema-qualified
-// ("app.sessions"); the default is [DefaultTable].
+// ("app.sessions"); the default is [DefaultTable]. Each part is at most 63
+// bytes, PostgreSQL's limit: see Schema in the package documentation.
 func WithTable(name string) Option { return func(c *config) { c.table = name } }
 
 // WithCleanupInterval sets how often the background cleanup deletes
@@ -130,12 +189,12 @@ const remaining = `(extract(epoch FROM expires_at - now()) * 1000)::bigint`
 
 // queries are the statements, with the table name filled in.
 type queries struct {
-	create, read, write, writeIf, create0, remove, removeIf, touch, pages, cleanup, owned, removeOwned string
+	create, createIndex, read, write, writeIf, create0, remove, removeIf, touch, pages, cleanup, owned, removeOwned string
 
 	// The migration of a table an earlier release made.
-	shape                                                          string
-	shapeArgs                                                      []any
-	addOwner, fillfactor, dropOldIndex, dropOwnerIndex, ownerIndex string
+	shape                                                                        string
+	shapeArgs                                                                    []any
+	addOwner, fillfactor, dropOldIndex, dropOwnerIndex, ownerIndex, dropCutIndex string
 }
 
 // New returns a backend that stores sessions through pool, and starts the
@@ -157,32 +216,53 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 		return pgx.Identifier(append(parts[:len(parts)-1:len(parts)-1], name)).Sanitize()
 	}
 	base := strings.ReplaceAll(c.table, ".", "_")
+	// Earlier releases named this index in full and PostgreSQL cut the
+	// name to its limit: the same cut finds it again.
 	oldIndex := inSchema(base + "_expires_at_idx")
-	ownerIndex := inSchema(base + "_owner_idx")
-	ownerIndexName := pgx.Identifier{base + "_owner_idx"}.Sanitize()
+	ownerIndexBare := indexName(c.table, "_owner_idx")
+	ownerIndex := inSchema(ownerIndexBare)
+	// Where that name is not the whole one, earlier releases made the
+	// index under the whole name, and PostgreSQL cut it.
+	cutOwnerIndex := inSchema(base + "_owner_idx")
+	ownerIndexName := pgx.Identifier{ownerIndexBare}.Sanitize()
+	var nameErr error
+	for _, part := range parts {
+		if part == "" || len(part) > maxIdentifier {
+			nameErr = fmt.Errorf("%w: %q: each dot-separated part must be 1 to %d bytes", ErrTableName, c.table, maxIdentifier)
+		}
+	}
 	t := func(q string) string { return strings.ReplaceAll(q, "{table}", table) }
 	b := &Backend{
 		pool:    pool,
 		table:   table,
+		nameErr: nameErr,
 		logger:  c.logger,
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		q: queries{
-			create: t(`CREATE TABLE IF NOT EXISTS {table} (
+			create: t(`CREATE TABLE {table} (
 	token_hash bytea PRIMARY KEY,
 	data bytea NOT NULL,
 	version bigint NOT NULL,
 	expires_at timestamptz NOT NULL,
 	owner text
-) WITH (fillfactor = 80);
-CREATE INDEX IF NOT EXISTS ` + ownerIndexName + ` ON {table} (owner) WHERE owner IS NOT NULL`),
+) WITH (fillfactor = 80)`),
+			// Inside the transaction that creates the table, which nobody
+			// else can see yet, so nothing waits for the build.
+			createIndex: t(`CREATE INDEX ` + ownerIndexName + ` ON {table} (owner) WHERE owner IS NOT NULL`),
+			// The indexes of earlier releases have names that PostgreSQL
+			// may have cut, to the table's own name or another's: only an
+			// index of this table counts.
 			shape: `SELECT
 	EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'owner' AND NOT attisdropped),
 	coalesce((SELECT 'fillfactor=80' = ANY(reloptions) FROM pg_class WHERE oid = to_regclass($1)), false),
-	to_regclass($2) IS NOT NULL,
+	EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($2) AND indrelid = to_regclass($1)),
 	coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($3)), false),
-	to_regclass($3) IS NOT NULL`,
-			shapeArgs:      []any{table, oldIndex, ownerIndex},
+	to_regclass($3) IS NOT NULL,
+	$4 <> $3 AND EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($4) AND indrelid = to_regclass($1)),
+	$4 <> $3 AND coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($4) AND indrelid = to_regclass($1)), false)`,
+			shapeArgs:      []any{table, oldIndex, ownerIndex, cutOwnerIndex},
+			dropCutIndex:   `DROP INDEX CONCURRENTLY IF EXISTS ` + cutOwnerIndex,
 			addOwner:       t(`ALTER TABLE {table} ADD COLUMN IF NOT EXISTS owner text`),
 			fillfactor:     t(`ALTER TABLE {table} SET (fillfactor = 80)`),
 			dropOldIndex:   `DROP INDEX CONCURRENTLY IF EXISTS ` + oldIndex,
@@ -231,7 +311,8 @@ WHERE s.expires_at <= now()`),
 // CreateTable creates the table and its index if they do not exist, and
 // brings a table that an earlier release made to this release's shape (see
 // Schema in the package documentation). It is safe to call from every
-// instance as it starts: instances take turns through an advisory lock,
+// instance as it starts, directly or through PgBouncer in transaction
+// mode: instances take turns through a transaction-scoped advisory lock,
 // and each step runs only when the table needs it.
 //
 // On a table in use, none of the steps holds up reads or writes for
@@ -242,91 +323,147 @@ WHERE s.expires_at <= now()`),
 // from before owners, waits for it at most a second, during which the
 // table's other statements wait behind it, and then fails rather than
 // queue them all behind a long transaction; call CreateTable again then.
-// The new fillfactor applies to pages written from then on.
+// The new fillfactor applies to pages written from then on. While it
+// builds or drops an index, CreateTable uses two of the pool's
+// connections, so it fails at once on a pool of one, before building.
+// A build that failed, or was cancelled with ctx, leaves an invalid
+// index, which the next CreateTable drops and builds again.
 //
 // Dropping the earlier releases' index on expires_at makes their cleanup
 // scan the table: migrate once the instances of those releases are gone.
+//
+// It fails with [ErrTableName] when the table's name does not fit in
+// PostgreSQL's identifiers.
 func (b *Backend) CreateTable(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("postgres: creating table %s: %w", b.table, err)
 		}
 	}()
-	conn, err := b.pool.Acquire(ctx)
-	if err != nil {
-		return err
+	if b.nameErr != nil {
+		return b.nameErr
 	}
-	defer conn.Release()
-	lock := "starsessions:" + b.table
-	if err := advisoryLock(ctx, conn, lock); err != nil {
-		return err
-	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext($1))`, lock); err != nil {
-			conn.Conn().Close(context.WithoutCancel(ctx)) // closing the session lets go of its lock
+	// First the steps that can run in a transaction, in one, which holds
+	// the lock: creating the table, or reshaping an earlier one.
+	var s shape
+	err = b.locked(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, b.table).Scan(&exists); err != nil {
+			return err
 		}
-	}()
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, b.table).Scan(&exists); err != nil {
-		return err
-	}
-	if !exists {
-		_, err := conn.Exec(ctx, b.q.create)
-		return err
-	}
-	var hasOwner, hasFillfactor, hasOldIndex, ownerIndexValid, hasOwnerIndex bool
-	if err := conn.QueryRow(ctx, b.q.shape, b.q.shapeArgs...).Scan(&hasOwner, &hasFillfactor, &hasOldIndex, &ownerIndexValid, &hasOwnerIndex); err != nil {
-		return err
-	}
-	if !hasOwner {
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if !exists {
+			if _, err := tx.Exec(ctx, b.q.create); err != nil {
+				return err
+			}
+			s = shape{hasOwner: true, hasFillfactor: true, ownerIndexValid: true, hasOwnerIndex: true}
+			_, err := tx.Exec(ctx, b.q.createIndex)
+			return err
+		}
+		var err error
+		if s, err = b.shape(ctx, tx); err != nil {
+			return err
+		}
+		if !s.hasFillfactor {
+			if _, err := tx.Exec(ctx, b.q.fillfactor); err != nil {
+				return err
+			}
+		}
+		if !s.hasOwner {
+			// Last, so that the exclusive lock it takes is held only
+			// until the commit that follows.
 			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '1s'`); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, b.q.addOwner)
-			return err
-		})
+			if _, err := tx.Exec(ctx, b.q.addOwner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || len(s.concurrentSteps(b.q)) == 0 {
+		return err
+	}
+	if b.pool.Stat().MaxConns() < 2 {
+		return errors.New("building or dropping an index CONCURRENTLY takes two of the pool's connections, and its MaxConns is 1")
+	}
+	// Then the steps that cannot run in a transaction block. They run on
+	// another connection, one statement each, while a transaction on this
+	// one holds the lock and nothing else: it has no snapshot for the
+	// builds to wait for, and locks no table.
+	return b.locked(ctx, func(tx pgx.Tx) error {
+		// Another instance may have taken its turn between the two.
+		s, err := b.shape(ctx, tx)
 		if err != nil {
 			return err
 		}
-	}
-	if !hasFillfactor {
-		if _, err := conn.Exec(ctx, b.q.fillfactor); err != nil {
+		// The build may wait long for older transactions: the server's
+		// idle timeout must not end this one and let go of the lock.
+		if _, err := tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
 			return err
 		}
-	}
-	if hasOldIndex {
-		if _, err := conn.Exec(ctx, b.q.dropOldIndex); err != nil {
-			return err
+		for _, step := range s.concurrentSteps(b.q) {
+			if _, err := b.pool.Exec(ctx, step); err != nil {
+				return err
+			}
 		}
-	}
-	if hasOwnerIndex && !ownerIndexValid {
-		// A concurrent build that failed leaves an invalid index behind.
-		if _, err := conn.Exec(ctx, b.q.dropOwnerIndex); err != nil {
-			return err
-		}
-	}
-	if !ownerIndexValid {
-		if _, err := conn.Exec(ctx, b.q.ownerIndex); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
-// advisoryLock takes the session-level advisory lock named key, trying
-// again and again rather than waiting inside pg_advisory_lock: a waiting
-// statement holds a snapshot, which the lock holder's CREATE INDEX
-// CONCURRENTLY would wait for in turn, and PostgreSQL would end the
-// deadlock by failing one of them.
-func advisoryLock(ctx context.Context, conn *pgxpool.Conn, key string) error {
+// shape is what an existing table lacks.
+type shape struct {
+	hasOwner, hasFillfactor, hasOldIndex, ownerIndexValid, hasOwnerIndex bool
+	// The owner index that an earlier release made under a name too
+	// long, which PostgreSQL cut.
+	hasCutIndex, cutIndexValid bool
+}
+
+// concurrentSteps returns the statements, each to run CONCURRENTLY, that
+// the table still needs, in order.
+func (s shape) concurrentSteps(q queries) []string {
+	var steps []string
+	if s.hasOldIndex {
+		steps = append(steps, q.dropOldIndex)
+	}
+	// A build that failed leaves an invalid index behind, still written
+	// by every insert: drop it. An index under the cut name serves as
+	// well as one under the new name, but both is one too many.
+	if s.hasCutIndex && (!s.cutIndexValid || s.ownerIndexValid) {
+		steps = append(steps, q.dropCutIndex)
+	}
+	if s.hasOwnerIndex && !s.ownerIndexValid {
+		steps = append(steps, q.dropOwnerIndex)
+	}
+	if !s.ownerIndexValid && !s.cutIndexValid {
+		steps = append(steps, q.ownerIndex)
+	}
+	return steps
+}
+
+func (b *Backend) shape(ctx context.Context, tx pgx.Tx) (shape, error) {
+	var s shape
+	err := tx.QueryRow(ctx, b.q.shape, b.q.shapeArgs...).Scan(&s.hasOwner, &s.hasFillfactor, &s.hasOldIndex, &s.ownerIndexValid, &s.hasOwnerIndex, &s.hasCutIndex, &s.cutIndexValid)
+	return s, err
+}
+
+// locked runs f in a transaction that holds the table's migration lock,
+// and commits it. The lock is transaction-scoped because behind PgBouncer
+// in transaction mode a session-level one would be taken on one server
+// session and released on another, which does not hold it, and so stay
+// behind. Its key is the one earlier releases took at session level, so
+// that they take turns with this one during a rolling deploy.
+//
+// It tries for the lock again and again, each time in a new transaction,
+// rather than wait inside pg_advisory_xact_lock: a waiting statement holds
+// a snapshot, which the lock holder's CREATE INDEX CONCURRENTLY would
+// wait for in turn, while the holder waits for its build; and between
+// tries this instance holds no connection, so that instances waiting for
+// their turn cannot take the connections the holder needs.
+func (b *Backend) locked(ctx context.Context, f func(pgx.Tx) error) error {
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
-		var locked bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, key).Scan(&locked); err != nil {
+		done, err := b.tryLocked(ctx, f)
+		if err != nil || done {
 			return err
-		}
-		if locked {
-			return nil
 		}
 		t := time.NewTimer(pause)
 		select {
@@ -337,6 +474,28 @@ func advisoryLock(ctx context.Context, conn *pgxpool.Conn, key string) error {
 		}
 	}
 }
+
+// tryLocked is one try of locked: it runs f only if the lock is free.
+func (b *Backend) tryLocked(ctx context.Context, f func(pgx.Tx) error) (done bool, err error) {
+	// Read committed, whatever the server's default: each statement must
+	// see what the previous holder of the lock committed.
+	tx, err := b.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(ctx) // after Commit, a no-op
+	var locked bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext($1))`, b.lockKey()).Scan(&locked); err != nil || !locked {
+		return false, err
+	}
+	if err := f(tx); err != nil {
+		return false, err
+	}
+	return true, tx.Commit(ctx)
+}
+
+// lockKey names the advisory lock that instances take turns through.
+func (b *Backend) lockKey() string { return "starsessions:" + b.table }
 
 func hash(token string) []byte {
 	sum := sessions.HashToken(token)

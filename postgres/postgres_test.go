@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/starsessions/sessions"
@@ -21,13 +22,21 @@ import (
 )
 
 var (
-	server    *testserver.Postgres
-	serverErr error
+	server     *testserver.Postgres
+	serverErr  error
+	bouncer    *testserver.PgBouncer // in front of server, in transaction mode
+	bouncerErr error
 )
 
 func TestMain(m *testing.M) {
 	server, serverErr = testserver.StartPostgres()
+	if bouncerErr = serverErr; server != nil {
+		bouncer, bouncerErr = testserver.StartPgBouncer(server)
+	}
 	code := m.Run()
+	if bouncer != nil {
+		bouncer.Close()
+	}
 	if server != nil {
 		server.Close()
 	}
@@ -153,7 +162,7 @@ INSERT INTO `+old+` VALUES (sha256('x'::bytea), 'kept', 1, now() + interval '1 h
 func TestMigrationInSchema(t *testing.T) {
 	pool := newPool(t)
 	ctx := context.Background()
-	schemaName := "migrate" + strings.ToLower(strings.ReplaceAll(sessions.NewID()[:8], "-", "_"))
+	schemaName := "migrate" + randomSuffix()
 	_, err := pool.Exec(ctx, `CREATE SCHEMA `+schemaName+`;
 CREATE TABLE `+schemaName+`.sessions (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL, owner text);
 CREATE INDEX `+schemaName+`_sessions_expires_at_idx ON `+schemaName+`.sessions (expires_at)`)
@@ -394,7 +403,7 @@ func TestDeadlineHonoured(t *testing.T) {
 // on expires_at that those releases had, holding rows rows.
 func earlierTable(t *testing.T, pool *pgxpool.Pool, rows int) string {
 	t.Helper()
-	table := "earlier_" + strings.ToLower(strings.ReplaceAll(sessions.NewID()[:8], "-", "_"))
+	table := "earlier_" + randomSuffix()
 	_, err := pool.Exec(context.Background(), `CREATE TABLE `+table+` (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL);
 CREATE INDEX `+table+`_expires_at_idx ON `+table+` (expires_at);
 INSERT INTO `+table+` SELECT sha256(i::text::bytea), 'x', 1, now() + interval '1 hour' FROM generate_series(1, `+strconv.Itoa(rows)+`) i`)
@@ -469,5 +478,235 @@ func TestMigrationGivesUpOnALongLock(t *testing.T) {
 	vw := sessions.VersionedWrite{ID: sessions.NewID(), Data: []byte("x"), TTL: time.Hour, Owner: "ann", Deadline: time.Now().Add(time.Hour)}
 	if _, err := b.WriteIfVersion(ctx, vw); err != nil {
 		t.Fatalf("a write with an owner after the migration: %v", err)
+	}
+}
+
+// TestLongTableNames makes tables whose names leave no room, or not
+// enough, for their owner index's name within PostgreSQL's 63 bytes:
+// CreateTable, called twice, gives each its own index under a name that
+// fits, and refuses a name that PostgreSQL itself would cut.
+func TestLongTableNames(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	schemaName := "long_" + randomSuffix()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA `+schemaName); err != nil {
+		t.Fatal(err)
+	}
+	// name returns a table name of n bytes, unique to this test.
+	name := func(n int) string {
+		prefix := "t" + randomSuffix()
+		return prefix + strings.Repeat("x", n-len(prefix))
+	}
+	shared := name(62)
+	tests := []struct {
+		name  string
+		table string
+		index string // the index's name, when it is the whole name
+	}{
+		{name: "index name fits", table: name(53), index: "_owner_idx"},
+		{name: "index name one byte over", table: name(54)},
+		{name: "longest table name", table: name(63)},
+		{name: "alike in 62 bytes, one", table: shared + "a"},
+		{name: "alike in 62 bytes, two", table: shared + "b"},
+		{name: "multibyte characters", table: "t" + randomSuffix() + strings.Repeat("é", 27)},
+		{name: "schema-qualified", table: schemaName + "." + name(60)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(pool, WithTable(tt.table), WithCleanupInterval(0))
+			defer b.Close()
+			for i := range 2 {
+				if err := b.CreateTable(ctx); err != nil {
+					t.Fatalf("CreateTable %d: %v", i+1, err)
+				}
+			}
+			indexes := secondaryIndexes(t, pool, b)
+			if len(indexes) != 1 || len(indexes[0]) > 63 || !strings.HasSuffix(indexes[0], "_owner_idx") {
+				t.Fatalf("valid indexes besides the primary key: %q, want one owner index with a name of at most 63 bytes", indexes)
+			}
+			if want := strings.ReplaceAll(tt.table, ".", "_") + tt.index; tt.index != "" && indexes[0] != want {
+				t.Errorf("index %q, want %q", indexes[0], want)
+			}
+			vw := sessions.VersionedWrite{ID: sessions.NewID(), Data: []byte("x"), TTL: time.Hour, Owner: "ann", Deadline: time.Now().Add(time.Hour)}
+			if _, err := b.WriteIfVersion(ctx, vw); err != nil {
+				t.Fatal(err)
+			}
+			if owned, err := b.Owned(ctx, "ann"); err != nil || len(owned) != 1 {
+				t.Errorf("Owned = %d records, %v; want 1", len(owned), err)
+			}
+		})
+	}
+	for _, table := range []string{name(64), schemaName + "." + name(64), "", schemaName + "."} {
+		b := New(pool, WithTable(table), WithCleanupInterval(0))
+		if err := b.CreateTable(ctx); !errors.Is(err, ErrTableName) {
+			t.Errorf("CreateTable with a table named %q: %v, want ErrTableName", table, err)
+		}
+		b.Close()
+	}
+}
+
+// TestMigrationOfLongNames migrates tables of earlier releases whose
+// names were too long for their indexes' names, which PostgreSQL cut to 63
+// bytes: each ends up with one valid owner index, the one it had if that
+// was valid and its own, else under a name that fits, and no other index.
+func TestMigrationOfLongNames(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		n    int    // the table name's length
+		ddl  string // makes {t}
+		kept bool   // whether the index under the cut name stays
+	}{
+		{name: "before owners", n: 55, ddl: `CREATE TABLE {t} (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL);
+CREATE INDEX {t}_expires_at_idx ON {t} (expires_at)`},
+		{name: "owner index name cut", n: 60, ddl: `CREATE TABLE {t} (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL, owner text) WITH (fillfactor = 80);
+CREATE INDEX {t}_owner_idx ON {t} (owner) WHERE owner IS NOT NULL`, kept: true},
+		// A build that failed, as the catalog shows one (the tests run as
+		// a superuser).
+		{name: "owner index name cut, build failed", n: 60, ddl: `CREATE TABLE {t} (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL, owner text) WITH (fillfactor = 80);
+CREATE INDEX {t}_owner_idx ON {t} (owner) WHERE owner IS NOT NULL;
+UPDATE pg_index SET indisvalid = false WHERE indrelid = '{t}'::regclass AND NOT indisprimary`},
+		{name: "owner index name cut, and another", n: 60, ddl: `CREATE TABLE {t} (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL, owner text) WITH (fillfactor = 80);
+CREATE INDEX {t}_owner_idx ON {t} (owner) WHERE owner IS NOT NULL;
+CREATE INDEX {new} ON {t} (owner) WHERE owner IS NOT NULL`},
+		// The index's name, cut, was the table's: it was never made.
+		{name: "owner index name the table's", n: 63, ddl: `CREATE TABLE {t} (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL, owner text) WITH (fillfactor = 80)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			table := "t" + randomSuffix()
+			table += strings.Repeat("x", tt.n-len(table))
+			ddl := strings.NewReplacer("{t}", table, "{new}", indexName(table, "_owner_idx")).Replace(tt.ddl)
+			if _, err := pool.Exec(ctx, ddl); err != nil {
+				t.Fatal(err)
+			}
+			b := New(pool, WithTable(table), WithCleanupInterval(0))
+			defer b.Close()
+			for i := range 2 {
+				if err := b.CreateTable(ctx); err != nil {
+					t.Fatalf("CreateTable %d: %v", i+1, err)
+				}
+			}
+			want := indexName(table, "_owner_idx")
+			if tt.kept {
+				want = (table + "_owner_idx")[:63]
+			}
+			if diff := cmp.Diff([]string{want}, secondaryIndexes(t, pool, b)); diff != "" {
+				t.Errorf("valid indexes besides the primary key (-want +got):\n%s", diff)
+			}
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_index WHERE indrelid = $1::regclass AND NOT indisprimary`, b.table).Scan(&n); err != nil || n != 1 {
+				t.Errorf("%d indexes besides the primary key, valid or not, %v; want 1", n, err)
+			}
+		})
+	}
+}
+
+// secondaryIndexes returns the names of b's table's valid indexes other
+// than its primary key's.
+func secondaryIndexes(t *testing.T, pool *pgxpool.Pool, b *Backend) []string {
+	t.Helper()
+	var indexes []string
+	err := pool.QueryRow(context.Background(), `SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}') FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	WHERE i.indrelid = $1::regclass AND NOT i.indisprimary AND i.indisvalid`, b.table).Scan(&indexes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return indexes
+}
+
+// TestCreateTableOnAPoolOfOne creates a table through a pool of one
+// connection, which takes one, then migrates an earlier release's table
+// through it, whose index builds take two: that fails at once, saying so.
+func TestCreateTableOnAPoolOfOne(t *testing.T) {
+	if serverErr != nil {
+		testserver.Skip(t, serverErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, server.DSN+"&pool_max_conns=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	b := New(pool, WithTable("one_"+randomSuffix()), WithCleanupInterval(0))
+	defer b.Close()
+	for i := range 2 {
+		if err := b.CreateTable(ctx); err != nil {
+			t.Fatalf("CreateTable %d of a new table: %v", i+1, err)
+		}
+	}
+	ob := New(pool, WithTable(earlierTable(t, pool, 10)), WithCleanupInterval(0))
+	defer ob.Close()
+	if err := ob.CreateTable(ctx); err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "two of the pool's connections") {
+		t.Errorf("CreateTable of an earlier release's table: %v, want an error about the pool's size", err)
+	}
+}
+
+// TestCancelledBuildIsRedone cancels CreateTable while its index build
+// waits for an older transaction: the build leaves an invalid index, which
+// the next CreateTable drops and builds again.
+func TestCancelledBuildIsRedone(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	table := "cancelled_" + randomSuffix()
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (token_hash bytea PRIMARY KEY, data bytea NOT NULL, version bigint NOT NULL, expires_at timestamptz NOT NULL, owner text) WITH (fillfactor = 80)`); err != nil {
+		t.Fatal(err)
+	}
+	b := New(pool, WithTable(table), WithCleanupInterval(0))
+	defer b.Close()
+	// A transaction with a snapshot older than the build.
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	migrated := make(chan error, 1)
+	go func() { migrated <- b.CreateTable(cctx) }()
+	waitForLockWait(t, pool, "CREATE INDEX CONCURRENTLY", migrated)
+	cancel()
+	if err := <-migrated; err == nil {
+		t.Fatal("CreateTable returned no error once cancelled")
+	}
+	var valid bool
+	if err := pool.QueryRow(ctx, `SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)`, indexName(table, "_owner_idx")).Scan(&valid); err != nil || valid {
+		t.Fatalf("after the cancelled build: index valid %t, %v; want an invalid index", valid, err)
+	}
+	tx.Rollback(ctx)
+	if err := b.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{indexName(table, "_owner_idx")}, secondaryIndexes(t, pool, b)); diff != "" {
+		t.Errorf("valid indexes besides the primary key (-want +got):\n%s", diff)
+	}
+}
+
+// waitForLockWait returns once a statement that begins with prefix waits
+// for a lock, and fails the test if ended reports first.
+func waitForLockWait(t *testing.T, pool *pgxpool.Pool, prefix string, ended <-chan error) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; {
+		var waiting bool
+		err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND starts_with(query, $1))`, prefix).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s ever waited for a lock", prefix)
+		}
+		select {
+		case err := <-ended:
+			t.Fatalf("ended before %s waited for a lock: %v", prefix, err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }

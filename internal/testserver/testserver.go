@@ -1,8 +1,8 @@
 // Package testserver starts throwaway database servers on loopback ports
 // for the tests of this repository's backends: redis-server (alone, as a
-// three-node Cluster, or as a primary and replica behind a Sentinel) and
-// PostgreSQL. It uses nothing but the standard
-// library and the servers' own binaries.
+// three-node Cluster, or as a primary and replica behind a Sentinel),
+// PostgreSQL, and PgBouncer in front of it. It uses nothing but the
+// standard library and the servers' own binaries.
 //
 // When a binary is missing, [Skip] skips the test with a message that says
 // what to install, or fails it when SESSIONS_REQUIRE_SERVERS=1, as CI sets.
