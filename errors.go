@@ -47,8 +47,14 @@ var ErrCorrupt = errors.New("sessions: backend returned a corrupt session record
 // cookie then stays valid). A save with nothing to store returns nil.
 var ErrHeaderWritten = errors.New("sessions: the response header has been written; the client's token cannot change")
 
+// ErrRevokeIncomplete is returned, wrapped, by [Manager.RevokeAll] when it
+// cannot confirm that every session of the owner ended: sessions were still
+// listed after its last pass.
+var ErrRevokeIncomplete = errors.New("sessions: not every session of the owner could be confirmed ended")
+
 // ErrRevoked, returned wrapped or not by the function given to
 // [WithValidate], ends the session it was given: its record is removed, the
 // request goes on with a fresh, empty session, and the client's cookie is
-// replaced.
+// replaced. [Session.Check] returns it, wrapped, for a session that no
+// longer stands: revoked, destroyed, refused or expired.
 var ErrRevoked = errors.New("sessions: session revoked")

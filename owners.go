@@ -39,13 +39,16 @@ var errNoIndex = fmt.Errorf("sessions: the backend keeps no index of sessions by
 
 // Sessions returns the live sessions of owner, most recently seen first.
 // It costs what reading that owner's sessions costs, whatever else the
-// store holds. Only sessions of this manager (its cookie name) are listed.
+// store holds. Only sessions of this manager (its cookie or header name)
+// are listed, since only they decode into T; [Manager.Revoke] and
+// [Manager.RevokeAll] reach the owner's sessions of every manager on the
+// backend.
 //
 // On a backend that is not an [OwnerIndex], such as the cookie backend, it
 // returns an error that matches [errors.ErrUnsupported]; see
 // [WithValidate] for ending cookie sessions.
 func (m *Manager[T]) Sessions(ctx context.Context, owner string) ([]Info[T], error) {
-	owned, err := m.owned(ctx, owner)
+	owned, err := m.owned(ctx, owner, false)
 	if err != nil {
 		return nil, err
 	}
@@ -77,14 +80,15 @@ func (m *Manager[T]) Sessions(ctx context.Context, owner string) ([]Info[T], err
 }
 
 // Revoke ends the session with the given handle if, and only if, it is a
-// live session of owner; it returns nil when there is no such session.
+// session of owner, whichever manager on the backend stored it; it returns
+// nil when there is no such session.
 // Revocation is final: a request still running on the session cannot save
 // it back, and the client's next request gets a fresh session.
 //
 // On a backend that is not an [OwnerIndex] it returns an error that matches
 // [errors.ErrUnsupported].
 func (m *Manager[T]) Revoke(ctx context.Context, owner, handle string) error {
-	owned, err := m.owned(ctx, owner)
+	owned, err := m.owned(ctx, owner, true)
 	if err != nil {
 		return err
 	}
@@ -97,23 +101,32 @@ func (m *Manager[T]) Revoke(ctx context.Context, owner, handle string) error {
 	return nil
 }
 
-// RevokeAll ends every live session of owner except those whose handles
-// are in keep, as a "sign out all other devices" button or a password
-// change does, and returns how many it ended.
+// RevokeAll ends every session of owner except those whose handles are in
+// keep, as a "sign out all other devices" button or a password change does,
+// and returns how many it ended. It reaches the owner's sessions of every
+// manager on the backend, whatever their cookie or header name and T: one
+// call signs a user out of the browser sessions of a cookie manager and
+// the API sessions of a header-token manager that share the backend.
+//
+// Sessions that regenerate while it runs move to handles its first listing
+// did not show, so it lists again, up to three times. When sessions outside
+// keep are still listed after that, it returns an error matching
+// [ErrRevokeIncomplete] with the count it ended: it cannot confirm that
+// every session ended, and the caller should say so or try again.
 //
 // On a backend that is not an [OwnerIndex] it returns an error that matches
 // [errors.ErrUnsupported].
 func (m *Manager[T]) RevokeAll(ctx context.Context, owner string, keep ...string) (int, error) {
-	n := 0
+	n, found := 0, false
 	// A session that regenerates while this runs moves to a handle the
 	// first listing did not show: list again, a few times, until nothing
 	// outside keep is left.
 	for range revokeAllPasses {
-		owned, err := m.owned(ctx, owner)
+		owned, err := m.owned(ctx, owner, true)
 		if err != nil {
 			return n, err
 		}
-		found := false
+		found = false
 		for _, o := range owned {
 			if slices.Contains(keep, o.handle) {
 				continue
@@ -128,10 +141,10 @@ func (m *Manager[T]) RevokeAll(ctx context.Context, owner string, keep ...string
 			}
 		}
 		if !found {
-			break
+			return n, nil
 		}
 	}
-	return n, nil
+	return n, fmt.Errorf("%w: %d sessions ended, and %d passes still found more", ErrRevokeIncomplete, n, revokeAllPasses)
 }
 
 // revokeAllPasses bounds the listings RevokeAll makes.
@@ -149,7 +162,11 @@ type ownedSession struct {
 
 // owned returns the owner's live sessions of this manager, checked against
 // their records: the owner they hold, the cookie name's tag, and expiry.
-func (m *Manager[T]) owned(ctx context.Context, owner string) ([]ownedSession, error) {
+// With anyManager, it returns every record that names the owner, of any
+// manager: another manager's lifetime may be longer than this one's, so
+// expiry is not checked either, and an expired record is removed with the
+// rest.
+func (m *Manager[T]) owned(ctx context.Context, owner string, anyManager bool) ([]ownedSession, error) {
 	if m.index == nil {
 		return nil, errNoIndex
 	}
@@ -172,7 +189,7 @@ func (m *Manager[T]) owned(ctx context.Context, owner string) ([]ownedSession, e
 		// The record itself, not only the index, must name the owner.
 		e := m.expiry
 		storeIdles := m.toucher != nil && !r.ExpiresAt.IsZero()
-		if h.owner != owner || !m.ownRecord(h) || e.expired(h, now, storeIdles) != "" {
+		if h.owner != owner || !anyManager && (!m.ownRecord(h) || e.expired(h, now, storeIdles) != "") {
 			continue
 		}
 		lastSeen := time.Unix(h.accessed, 0)

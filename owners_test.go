@@ -128,3 +128,34 @@ func TestOwnerTooLong(t *testing.T) {
 		t.Errorf("%d records stored", store.Len())
 	}
 }
+
+// stubbornIndex is a memory backend whose RemoveOwned never removes: a
+// session that keeps coming back, as one that regenerates faster than
+// RevokeAll lists.
+type stubbornIndex struct{ *memory.Backend }
+
+func (stubbornIndex) RemoveOwned(context.Context, string, [32]byte) (bool, error) { return false, nil }
+
+// TestRevokeAllReportsSessionsItCouldNotEnd checks that RevokeAll does not
+// report success while sessions outside keep are still listed.
+func TestRevokeAllReportsSessionsItCouldNotEnd(t *testing.T) {
+	mb := memory.New()
+	t.Cleanup(func() { mb.Close() })
+	m := sessions.New[profile](stubbornIndex{mb})
+	ctx := context.Background()
+	s, err := m.Open(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetOwner("ann")
+	if err := s.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.RevokeAll(ctx, "ann")
+	if !errors.Is(err, sessions.ErrRevokeIncomplete) || n != 0 {
+		t.Errorf("RevokeAll = %d, %v; want 0, ErrRevokeIncomplete", n, err)
+	}
+	if n, err := m.RevokeAll(ctx, "ann", s.Handle()); err != nil || n != 0 {
+		t.Errorf("RevokeAll keeping the only session = %d, %v; want 0, nil", n, err)
+	}
+}

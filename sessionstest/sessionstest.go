@@ -121,6 +121,8 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerIdleTouchesRarely", stateful: true, run: testManagerIdleTouchesRarely},
 		{name: "ManagerRollingDeploy", run: testManagerRollingDeploy},
 		{name: "ManagerMerge", stateful: true, run: testManagerMerge},
+		{name: "ManagerCheck", stateful: true, run: testManagerCheck},
+		{name: "ManagerRevokeAllAcrossManagers", stateful: true, run: testManagerRevokeAllAcrossManagers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
