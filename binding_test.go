@@ -104,7 +104,7 @@ func TestLegacyRecordsAreFreshSessions(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := httptest.NewRequest("GET", "https://example.com/", nil)
-			req.AddCookie(&http.Cookie{Name: "session", Value: id})
+			req.AddCookie(&http.Cookie{Name: sessions.DefaultHostCookieName, Value: id})
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != tt.wantStatus || !strings.Contains(rec.Body.String(), tt.wantBody) {

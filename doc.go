@@ -139,12 +139,15 @@
 //
 // # Security
 //
-// Cookies are HttpOnly always, SameSite=Lax, Path=/ and Secure by default;
-// names starting with "__Host-" or "__Secure-" have their rules enforced.
+// Cookies are HttpOnly always, SameSite=Lax, Path=/ and Secure by default,
+// and named "__Host-session" by default ([DefaultHostCookieName]); names
+// starting with "__Host-" or "__Secure-" have their rules enforced.
 // Session IDs are 256 bits from crypto/rand. A token is bound to the cookie
 // name it was issued under, so that two managers on one secret or store do
 // not accept each other's sessions. Call [Session.Regenerate] when a user
-// logs in or otherwise changes privileges, and [Session.Destroy] on logout.
+// logs in or otherwise changes privileges, and [Session.Destroy] on logout;
+// [Session.SetOwner] regenerates a stored session itself when its owner
+// changes to a user, in case a login forgets to.
 // [Session.Token] is a bearer secret and never appears in log output; log
 // [Session.Handle] instead.
 package sessions

@@ -55,7 +55,7 @@ func Example() {
 	res = get(h, "/add?item=milk", cookie)
 	fmt.Println(body(res))
 	// Output:
-	// 1 items session true true
+	// 1 items __Host-session true true
 	// 2 items
 }
 

@@ -228,7 +228,7 @@ func TestOpen(t *testing.T) {
 				t.Fatal("no token after Save")
 			}
 			// A request with the token sees what Open saved.
-			br := &browser{t: t, h: routes(m, standardActs), cookie: &http.Cookie{Name: "session", Value: token}}
+			br := &browser{t: t, h: routes(m, standardActs), cookie: &http.Cookie{Name: sessions.DefaultHostCookieName, Value: token}}
 			if got := body(br.do("GET", "/visit")); !strings.Contains(got, "name=job visits=1 ") {
 				t.Errorf("a request with Open's token: %q", got)
 			}

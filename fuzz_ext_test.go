@@ -29,11 +29,11 @@ func FuzzMiddleware(f *testing.F) {
 		res := (&browser{t: f, h: h}).do("GET", "/visit")
 		targets = append(targets, target{h, res.Cookies()[0].Value})
 	}
-	f.Add("session=" + targets[0].valid)
-	f.Add("session=" + targets[1].valid)
-	f.Add("session=" + targets[0].valid + "; session=x")
-	f.Add(`session="` + targets[1].valid + `"`)
-	f.Add("session=\x00\xff")
+	f.Add("__Host-session=" + targets[0].valid)
+	f.Add("__Host-session=" + targets[1].valid)
+	f.Add("__Host-session=" + targets[0].valid + "; __Host-session=x")
+	f.Add(`__Host-session="` + targets[1].valid + `"`)
+	f.Add("__Host-session=\x00\xff")
 	f.Fuzz(func(t *testing.T, header string) {
 		for _, tg := range targets {
 			req := httptest.NewRequest("GET", "/read", nil)

@@ -231,7 +231,7 @@ func TestDefaultCookieAttributes(t *testing.T) {
 	m := sessions.New[profile](newCookieBackend())
 	res := (&browser{t: t, h: app(m, visit)}).do("GET", "/")
 	raw := res.Header.Get("Set-Cookie")
-	for _, want := range []string{"session=", "; Path=/", "; HttpOnly", "; Secure", "; SameSite=Lax"} {
+	for _, want := range []string{"__Host-session=", "; Path=/", "; HttpOnly", "; Secure", "; SameSite=Lax"} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("Set-Cookie %q lacks %q", raw, want)
 		}
@@ -694,18 +694,18 @@ func TestHostileCookies(t *testing.T) {
 		wantVisits string
 	}{
 		{"no cookie", nil, 0, "visits=0"},
-		{"empty value", []string{"session="}, 0, "visits=0"},
-		{"unknown token", []string{"session=" + sessions.NewID()}, 1, "visits=0"},
-		{"oversized", []string{"session=" + strings.Repeat("a", 5000)}, 0, "visits=0"},
-		{"non-ASCII", []string{"session=caf\xc3\xa9"}, 0, "visits=0"},
-		{"control characters", []string{"session=a\x01b"}, 0, "visits=0"},
+		{"empty value", []string{"__Host-session="}, 0, "visits=0"},
+		{"unknown token", []string{"__Host-session=" + sessions.NewID()}, 1, "visits=0"},
+		{"oversized", []string{"__Host-session=" + strings.Repeat("a", 5000)}, 0, "visits=0"},
+		{"non-ASCII", []string{"__Host-session=caf\xc3\xa9"}, 0, "visits=0"},
+		{"control characters", []string{"__Host-session=a\x01b"}, 0, "visits=0"},
 		{"backslash", []string{`session=a\b`}, 0, "visits=0"},
 		{"other cookies only", []string{"sessionx=1; xsession=2"}, 0, "visits=0"},
-		{"valid among others", []string{"a=1; session=" + valid.cookie.Value + "; b=2"}, 1, "visits=1"},
-		{"quoted", []string{`session="` + valid.cookie.Value + `"`}, 1, "visits=1"},
-		{"first of several", []string{"session=" + valid.cookie.Value + "; session=" + sessions.NewID()}, 1, "visits=1"},
-		{"garbage first of several", []string{"session=" + sessions.NewID() + "; session=" + valid.cookie.Value}, 1, "visits=0"},
-		{"second header line", []string{"a=1", "session=" + valid.cookie.Value}, 1, "visits=1"},
+		{"valid among others", []string{"a=1; __Host-session=" + valid.cookie.Value + "; b=2"}, 1, "visits=1"},
+		{"quoted", []string{`__Host-session="` + valid.cookie.Value + `"`}, 1, "visits=1"},
+		{"first of several", []string{"__Host-session=" + valid.cookie.Value + "; __Host-session=" + sessions.NewID()}, 1, "visits=1"},
+		{"garbage first of several", []string{"__Host-session=" + sessions.NewID() + "; __Host-session=" + valid.cookie.Value}, 1, "visits=0"},
+		{"second header line", []string{"a=1", "__Host-session=" + valid.cookie.Value}, 1, "visits=1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

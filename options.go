@@ -24,6 +24,7 @@ type config struct {
 	persistent           bool
 	errorHandler         func(http.ResponseWriter, *http.Request, error)
 	lastWriteWins        bool
+	keepTokenOnOwner     bool // WithoutRegenerateOnOwnerChange
 	logger               *slog.Logger
 	audit                bool
 	auditLogger          *slog.Logger // where the audit trail goes; nil: logger
@@ -37,17 +38,29 @@ type config struct {
 	tokenHeaderSet bool
 	cookieOptions  []string
 
-	cookieName  string
-	path        string
-	domain      string
-	secure      bool
-	sameSite    http.SameSite
-	partitioned bool
+	cookieName    string
+	cookieNameSet bool // WithCookieName was given; else check picks the default
+	path          string
+	domain        string
+	secure        bool
+	sameSite      http.SameSite
+	partitioned   bool
 }
 
 // DefaultCookieName is the session cookie's name unless [WithCookieName]
-// says otherwise.
+// says otherwise, for a cookie that cannot take [DefaultHostCookieName]: one
+// that is not Secure, or has a Domain, or a Path other than "/".
 const DefaultCookieName = "session"
+
+// DefaultHostCookieName is the session cookie's name, unless
+// [WithCookieName] says otherwise, when the cookie is Secure, has no Domain
+// and has Path "/", as it has by default. The "__Host-" prefix makes the
+// browser refuse the cookie from anything but a secure page of this very
+// host (a subdomain or a plain-HTTP page cannot plant or overwrite it), as
+// OWASP ASVS 5.0 asks for cookies not shared across hosts. Browsers take
+// Secure cookies from http://localhost too, so development on localhost
+// needs no change.
+const DefaultHostCookieName = "__Host-session"
 
 // maxDuration bounds lifetimes and idle timeouts: 100 years.
 const maxDuration = 100 * 365 * 24 * time.Hour
@@ -129,6 +142,16 @@ func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) { c.idleTimeout = d }
 }
 
+// WithoutRegenerateOnOwnerChange keeps a session's token when
+// [Session.SetOwner] ties it to a user, or to another user, without a
+// [Session.Regenerate] in the same request. By default such a session is
+// regenerated, so that a token from before the login is worth nothing
+// after it. Turn it off only where every login calls Regenerate itself, or
+// where the token cannot have been planted.
+func WithoutRegenerateOnOwnerChange() Option {
+	return func(c *config) { c.keepTokenOnOwner = true }
+}
+
 // WithLastWriteWins turns conflict detection off: a save replaces whatever
 // another request saved since this one loaded the session, as in most
 // session libraries. Without it, and with a [VersionedBackend], a request's
@@ -204,7 +227,8 @@ func WithValidate[T any](fn func(ctx context.Context, v *T) error) Option {
 }
 
 // WithCookieName sets the session cookie's name; the default is
-// [DefaultCookieName]. A name starting with "__Host-" makes the browser
+// [DefaultHostCookieName] for a Secure cookie with no Domain and Path "/",
+// the default options, and [DefaultCookieName] otherwise. A name starting with "__Host-" makes the browser
 // insist on Secure, Path=/ and no Domain, and New panics if the other
 // options break those rules; "__Secure-" likewise requires Secure. Browsers
 // match both prefixes in any case, and so does New.
@@ -213,7 +237,10 @@ func WithValidate[T any](fn func(ctx context.Context, v *T) error) Option {
 // session under another, even from a manager on the same backend and
 // secret.
 func WithCookieName(name string) Option {
-	return func(c *config) { c.cookieName = name; c.cookieOption("WithCookieName") }
+	return func(c *config) {
+		c.cookieName, c.cookieNameSet = name, true
+		c.cookieOption("WithCookieName")
+	}
 }
 
 // WithCookiePath sets the cookie's Path attribute; the default is "/". New
@@ -327,6 +354,9 @@ func (c *config) check() {
 		case slices.Contains([]string{"Cookie", "Set-Cookie", "Host", "Connection", "Content-Length", "Transfer-Encoding", "Vary", "Cache-Control"}, c.tokenHeader):
 			panic("sessions: WithTokenHeader cannot use the " + c.tokenHeader + " header")
 		}
+	}
+	if !c.cookieNameSet && c.secure && c.domain == "" && c.path == "/" {
+		c.cookieName = DefaultHostCookieName
 	}
 	if !validCookieName(c.cookieName) {
 		panic("sessions: invalid cookie name " + strconv.Quote(c.cookieName))

@@ -62,26 +62,26 @@ func TestHostileInputs(t *testing.T) {
 		advance    time.Duration
 		wantValid  bool // the request should see the live session
 	}{
-		{name: "control: the valid cookie", header: func(t *testing.T, s setup) []string { return []string{"session=" + s.valid.Value} }, wantValid: true},
-		{name: "forged signature or token", header: func(t *testing.T, s setup) []string { return []string{"session=" + forge(s.valid)} }},
-		{name: "cookie from another app's secret", header: func(t *testing.T, s setup) []string { return []string{"session=" + otherSecret(t)} }},
-		{name: "replayed after expiry", header: func(t *testing.T, s setup) []string { return []string{"session=" + s.valid.Value} }, advance: time.Hour},
-		{name: "replayed after logout", serverOnly: true, header: func(t *testing.T, s setup) []string { return []string{"session=" + s.logout.Value} }},
-		{name: "replayed after regenerate", serverOnly: true, header: func(t *testing.T, s setup) []string { return []string{"session=" + s.before.Value} }},
-		{name: "unknown token", header: func(t *testing.T, s setup) []string { return []string{"session=" + sessions.NewID()} }},
-		{name: "oversized", header: func(t *testing.T, s setup) []string { return []string{"session=" + strings.Repeat("A", 8000)} }},
+		{name: "control: the valid cookie", header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + s.valid.Value} }, wantValid: true},
+		{name: "forged signature or token", header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + forge(s.valid)} }},
+		{name: "cookie from another app's secret", header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + otherSecret(t)} }},
+		{name: "replayed after expiry", header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + s.valid.Value} }, advance: time.Hour},
+		{name: "replayed after logout", serverOnly: true, header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + s.logout.Value} }},
+		{name: "replayed after regenerate", serverOnly: true, header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + s.before.Value} }},
+		{name: "unknown token", header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + sessions.NewID()} }},
+		{name: "oversized", header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + strings.Repeat("A", 8000)} }},
 		{name: "many cookies with the name, forged first", header: func(t *testing.T, s setup) []string {
 			var parts []string
 			for range 50 {
-				parts = append(parts, "session="+sessions.NewID())
+				parts = append(parts, "__Host-session="+sessions.NewID())
 			}
-			return []string{strings.Join(append(parts, "session="+s.valid.Value), "; ")}
+			return []string{strings.Join(append(parts, "__Host-session="+s.valid.Value), "; ")}
 		}},
 		{name: "CR/LF in the value", header: func(t *testing.T, s setup) []string {
-			return []string{"session=" + s.valid.Value[:10] + "\r\nX-Evil: 1"}
+			return []string{"__Host-session=" + s.valid.Value[:10] + "\r\nX-Evil: 1"}
 		}},
-		{name: "non-ASCII in the value", header: func(t *testing.T, s setup) []string { return []string{"session=" + s.valid.Value + "\xff\xfe"} }},
-		{name: "NUL in the value", header: func(t *testing.T, s setup) []string { return []string{"session=\x00" + s.valid.Value} }},
+		{name: "non-ASCII in the value", header: func(t *testing.T, s setup) []string { return []string{"__Host-session=" + s.valid.Value + "\xff\xfe"} }},
+		{name: "NUL in the value", header: func(t *testing.T, s setup) []string { return []string{"__Host-session=\x00" + s.valid.Value} }},
 	}
 	backends := map[string]func() (sessions.Backend, func()){
 		"cookie": func() (sessions.Backend, func()) { return cookie.New(testSecret), func() {} },

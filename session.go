@@ -325,11 +325,17 @@ func (s *Session[T]) destroyLocked() {
 // session's record, not in T: Regenerate keeps it, Destroy drops it. A
 // session with an owner is stored even while T holds its zero value. An
 // owner longer than 256 bytes makes the save fail.
+//
+// A stored session whose owner changes to a user, from none or from another
+// user, is regenerated as by [Session.Regenerate] unless it already was in
+// this request: a login on a session whose token existed before it must
+// not keep that token, which an attacker may have planted (session
+// fixation). [WithoutRegenerateOnOwnerChange] turns that off.
 func (s *Session[T]) SetOwner(owner string) {
 	s.lock()
 	defer s.mu.Unlock()
 	s.noteLateChangeLocked()
-	s.setOwner(owner)
+	s.setOwner(owner, s.m.keepTokenOnOwner)
 }
 
 // Owner returns the owner [Session.SetOwner] tied the session to, or "".

@@ -47,6 +47,7 @@ type sessionState struct {
 	forceSave   bool   // save even if the data did not change
 	destroyed   bool   // expire the cookie unless something new is saved
 	persistSet  bool   // SetPersistent was called: the choice outlives a reload
+	regenerated bool   // the session has a new ID since it was loaded
 	ownerSet    bool   // SetOwner was called: the owner outlives a reload
 	// refused is set when the validator ended the loaded session, which
 	// the audit trail has recorded already.
@@ -112,6 +113,7 @@ func (st *sessionState) regenerate() {
 	st.header.created, st.header.accessed = st.now, st.now
 	st.storedExpires, st.expiryReported = 0, false
 	st.forceSave = true
+	st.regenerated = true
 }
 
 // destroy drops the session's record and starts a new, empty session with
@@ -134,10 +136,17 @@ func (st *sessionState) destroy(h recordHeader) {
 func (st *sessionState) refuse() { st.refused = true }
 
 // setOwner ties the session to owner, and reports whether that changed it.
-func (st *sessionState) setOwner(owner string) bool {
+// A stored session that comes to belong to someone, or to someone else, is
+// regenerated first unless it was already in this request (or keep says
+// not to): its ID may have been planted or seen before the login, and must
+// be worth nothing after it (session fixation).
+func (st *sessionState) setOwner(owner string, keep bool) bool {
 	st.ownerSet = true
 	if owner == st.header.owner {
 		return false
+	}
+	if owner != "" && !keep && !st.regenerated && (st.stored || st.removeToken != "") {
+		st.regenerate()
 	}
 	st.header.owner = owner
 	st.forceSave = true

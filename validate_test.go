@@ -274,7 +274,7 @@ func TestUndecodableWarnsOncePerBurst(t *testing.T) {
 	var logs bytes.Buffer
 	m := newManager[profile](clock, fb, sessions.WithLogger(newJSONLogger(&logs)), sessions.WithAuditTrail())
 	read := func(token string) string {
-		br := &browser{t: t, h: routes(m, standardActs), cookie: &http.Cookie{Name: "session", Value: token}}
+		br := &browser{t: t, h: routes(m, standardActs), cookie: &http.Cookie{Name: sessions.DefaultHostCookieName, Value: token}}
 		return body(br.do("GET", "/read"))
 	}
 	for _, tok := range tokens {
