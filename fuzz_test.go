@@ -125,3 +125,28 @@ func FuzzValidID(f *testing.F) {
 		}
 	})
 }
+
+// FuzzProxyHeaders feeds the Host, X-Forwarded-Proto and Forwarded
+// headers that decide the plain-HTTP warning, all of them the client's to
+// choose: no input may panic, and neither may claim HTTPS or loopback
+// without saying so.
+func FuzzProxyHeaders(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"localhost:8080", "for=192.0.2.60;proto=https;by=203.0.113.43"},
+		{"[::1]:443", `proto="https", for=x`},
+		{"app.example", "proto=http"},
+		{"127.0.0.1", ";;,,=="},
+		{"sub.localhost.", "PROTO=HTTPS"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, host, forwarded string) {
+		h := http.Header{"Forwarded": {forwarded}, "X-Forwarded-Proto": {forwarded}}
+		if forwardedHTTPS(h) && !strings.Contains(strings.ToLower(forwarded), "https") {
+			t.Fatalf("forwardedHTTPS(%q) without https in it", forwarded)
+		}
+		if loopbackHost(host) && !strings.Contains(strings.ToLower(host), "localhost") && !strings.ContainsAny(host, ":.") {
+			t.Fatalf("loopbackHost(%q): neither a name under localhost nor an address", host)
+		}
+	})
+}
