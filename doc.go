@@ -42,7 +42,8 @@
 // copy. A new session still equal to T's zero value is never stored and gets
 // no cookie, so anonymous visitors cannot fill the store. A save that fails
 // never turns into a silent 200: the error handler answers instead (see
-// [WithErrorHandler]).
+// [WithErrorHandler]), and so does a load that failed when the handler
+// answers as if it had not.
 //
 // A Session's methods are safe for concurrent use by the goroutines of its
 // request, and ordered with the save; the pointer Data returns is not
@@ -78,7 +79,10 @@
 // signed payload for cookie sessions, so the server refuses a session after
 // its lifetime ([WithLifetime], 24 hours by default) or idle timeout
 // ([WithIdleTimeout]) even if an old cookie is replayed. Backends expire
-// records too. Whether the cookie outlives the browser is a separate choice:
+// records too. The times come from the server that saved the record, and
+// app servers whose clocks differ share sessions safely: a clock behind
+// the one that created a session never makes its record unreadable.
+// [Session.Regenerate] starts a new lifetime, counted from the login. Whether the cookie outlives the browser is a separate choice:
 // [WithPersistent] for the manager, [Session.SetPersistent] for one session.
 //
 // # Sessions per user
@@ -87,7 +91,10 @@
 // Regenerate. On a backend that is an [OwnerIndex] (memory, Redis,
 // PostgreSQL), [Manager.Sessions] then lists the user's sessions,
 // [Manager.Revoke] signs one out and [Manager.RevokeAll] all of them but
-// those kept, at a cost that grows with that user's sessions only. Cookie
+// those kept, at a cost that grows with that user's sessions only, for
+// every manager on the backend. [Session.Check] tells a connection that
+// outlives its request, such as a WebSocket, whether its session still
+// stands. Cookie
 // sessions cannot be listed; [WithValidate] refuses them instead, when
 // something the user's own record holds has changed. [WithAuditTrail] logs
 // the life of every session.
