@@ -172,7 +172,7 @@ func TestAutoloadFailureStopsTheChain(t *testing.T) {
 	ran := false
 	r.GET("/", func(c *gin.Context) { ran = true; c.String(http.StatusOK, "handler body") })
 	req := httptest.NewRequest("GET", "/", nil)
-	req.AddCookie(&http.Cookie{Name: "session", Value: sessions.NewID()})
+	req.AddCookie(&http.Cookie{Name: sessions.DefaultHostCookieName, Value: sessions.NewID()})
 	rec := httptest.NewRecorder()
 	r.ServeHTTP(rec, req)
 	if ran || rec.Code != http.StatusInternalServerError || strings.Contains(rec.Body.String(), "handler body") {
