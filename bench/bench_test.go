@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/starsessions/sessions"
 	"github.com/starsessions/sessions/internal/testserver"
 )
 
@@ -94,10 +95,11 @@ func sessionToken(v Variant, rec *httptest.ResponseRecorder) string {
 }
 
 // sessionCookie returns the "name=value" of the session cookie a response
-// set, or "".
+// set, or "". The other libraries' variants name it "session"; this
+// library's take sessions.DefaultHostCookieName over HTTPS, the default.
 func sessionCookie(rec *httptest.ResponseRecorder) string {
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == "session" && c.MaxAge >= 0 {
+		if (c.Name == sessions.DefaultCookieName || c.Name == sessions.DefaultHostCookieName) && c.MaxAge >= 0 {
 			return c.Name + "=" + c.Value
 		}
 	}
