@@ -177,6 +177,46 @@ type Toucher interface {
 	Touch(ctx context.Context, token string, ttl time.Duration) error
 }
 
+// A Renewer is a [VersionedBackend] that can retire a token in favour of
+// its successor, as [WithRenewal] needs: the retired token's record goes,
+// and an entry under the retired token's key says where the session went,
+// for a short grace and, in less detail, for longer. Its entries are the
+// manager's bytes, opaque to the backend; they hold no token in a form the
+// store could use.
+//
+// Every method must be atomic with respect to the others, and to the
+// [VersionedBackend] methods, on the same key.
+type Renewer interface {
+	VersionedBackend
+	// RetireIfVersion removes the record for token only if its version is
+	// version, as RemoveIfVersion does (ErrConflict otherwise, a missing
+	// record included), and in the same step stores r under the token's
+	// key, HashToken(token).
+	RetireIfVersion(ctx context.Context, token string, version uint64, r Retirement) error
+	// Retired returns the entry stored under key by RetireIfVersion: the
+	// tombstone while its TTL lasts, with the forwarding bytes while
+	// theirs lasts (nil after). found is false when there is none.
+	Retired(ctx context.Context, key [sha256.Size]byte) (tombstone, forward []byte, found bool, err error)
+	// RemoveKey removes the record and the retirement entry stored under
+	// key, whichever exist; removing nothing is not an error. Like any
+	// removal it is final, and an OwnerIndex forgets the record.
+	RemoveKey(ctx context.Context, key [sha256.Size]byte) error
+}
+
+// A Retirement is what a [Renewer] keeps for a retired token.
+type Retirement struct {
+	// Forward leads to the token's successor; the backend keeps it for
+	// ForwardTTL, the grace, and then must drop it (an expiry in the
+	// store, not a sweep that may come late).
+	Forward    []byte
+	ForwardTTL time.Duration
+	// Tombstone says that the token was retired, and which session it
+	// belonged to, without leading to it; the backend keeps it for TTL,
+	// which is at least ForwardTTL.
+	Tombstone []byte
+	TTL       time.Duration
+}
+
 // A NameBinder is a [Backend] whose tokens can be bound to the name they
 // travel under, such as the cookie backend, which signs the cookie's name
 // into every value. [New] calls BindName with the manager's cookie name and

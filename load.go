@@ -34,6 +34,17 @@ func (m *Manager[T]) loadToken(ctx context.Context, s *Session[T], token string,
 				return fmt.Errorf("sessions: loading session: %w", err)
 			}
 			reason = "unknown or expired session"
+			presented := token
+			if !found && m.renewer != nil {
+				// The token may be a retired one, within its grace.
+				var successor string
+				if successor, rec, found, err = m.followRetired(ctx, token); err != nil {
+					return fmt.Errorf("sessions: loading session: %w", err)
+				}
+				if found {
+					token = successor
+				}
+			}
 			if !found {
 				// A backend that expires records drops them itself, so
 				// a session that expired there, one that was revoked and
@@ -46,6 +57,7 @@ func (m *Manager[T]) loadToken(ctx context.Context, s *Session[T], token string,
 					return fmt.Errorf("sessions: loading session: %w", err)
 				}
 				if reason == "" {
+					s.forwarded(presented)
 					return m.validate(ctx, s)
 				}
 			}
@@ -93,6 +105,7 @@ func (m *Manager[T]) fromRecord(ctx context.Context, s *Session[T], token string
 		return "cannot decode session data: " + err.Error(), nil
 	}
 	s.loaded(token, h, payload, rec)
+	s.renewDue = m.renewalDue(h.issued, s.now)
 	return "", nil
 }
 
@@ -112,7 +125,7 @@ func (m *Manager[T]) validate(ctx context.Context, s *Session[T]) error {
 		// Nobody else holds s yet.
 		s.destroyLocked()
 		s.refuse()
-		if err := m.removeRetired(ctx, s); err != nil {
+		if err := m.removeRetired(ctx, s, ""); err != nil {
 			// The save tries again, as for any destroyed session.
 			m.logger().WarnContext(ctx, "sessions: removing a session the validator refused failed; the save will try again", "err", err)
 		}

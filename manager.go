@@ -26,6 +26,7 @@ type Manager[T any] struct {
 	versioned VersionedBackend // backend as a VersionedBackend, or nil under last-write-wins
 	toucher   Toucher          // backend as a Toucher, or nil
 	index     OwnerIndex       // backend as an OwnerIndex, or nil
+	renewer   Renewer          // backend as a Renewer, when WithRenewal is on; nil otherwise
 	appender  AppendMarshaler  // codec as an AppendMarshaler, or nil
 	// fields takes the codec's encodings apart at the top level, and
 	// known is the keys T decodes; both are nil with a codec that cannot.
@@ -106,6 +107,13 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 	m.versioned, _ = backend.(VersionedBackend)
 	m.index, _ = backend.(OwnerIndex)
 	m.toucher, _ = backend.(Toucher)
+	if m.renewEvery > 0 {
+		r, ok := backend.(Renewer)
+		if !ok || m.lastWriteWins {
+			panic(fmt.Sprintf("sessions: WithRenewal needs a backend that is a sessions.Renewer (memory, Redis, PostgreSQL) and conflict detection (no WithLastWriteWins); %T cannot retire a token in favour of another, and a client-side backend's cookies stay valid whatever is rotated", backend))
+		}
+		m.renewer = r
+	}
 	if m.config.validate != nil {
 		v, ok := m.config.validate.(func(context.Context, *T) error)
 		if !ok {
@@ -212,7 +220,7 @@ func (m *Manager[T]) handleError(w http.ResponseWriter, r *http.Request, err err
 
 // newHeader returns the record header of a session created at now.
 func (m *Manager[T]) newHeader(now int64) recordHeader {
-	return recordHeader{created: now, accessed: now, tagged: m.tagged, tag: m.tag}
+	return recordHeader{created: now, accessed: now, issued: now, tagged: m.tagged, tag: m.tag}
 }
 
 // persistentFor reports whether a session whose record says p gets a

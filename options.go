@@ -25,6 +25,9 @@ type config struct {
 	errorHandler         func(http.ResponseWriter, *http.Request, error)
 	lastWriteWins        bool
 	keepTokenOnOwner     bool // WithoutRegenerateOnOwnerChange
+	renewEvery           time.Duration
+	renewGrace           time.Duration
+	reuseDetectionOff    bool
 	logger               *slog.Logger
 	audit                bool
 	auditLogger          *slog.Logger // where the audit trail goes; nil: logger
@@ -151,6 +154,49 @@ func WithIdleTimeout(d time.Duration) Option {
 func WithoutRegenerateOnOwnerChange() Option {
 	return func(c *config) { c.keepTokenOnOwner = true }
 }
+
+// WithRenewal gives a session in use a new token once every has passed
+// since its current token was issued, as OWASP's renewal timeout asks (in
+// addition to the lifetime and the idle timeout), so that a copy of the
+// token that malware or a log stole soon stops working. The check is made
+// when a request loads the session, and the new token goes out with that
+// request's response; nothing runs in the background. It needs a backend
+// that is a [Renewer] (memory, Redis, PostgreSQL): New panics otherwise,
+// the cookie backend above all, whose every copy of a cookie stays valid
+// until it expires whatever is rotated.
+//
+// The retired token keeps working for grace after it was retired (0 means
+// 15 seconds, or half of every if that is shorter; New panics unless grace
+// is shorter than every), so that a second tab, or a request in flight when
+// the token changed, keeps its session: every request that presents it
+// during the grace gets the same session, its changes are saved to it under
+// the usual compare-and-set and merge rules, and its response carries the
+// same successor token. Several requests that find the token due at once
+// renew it once: the session never forks. After the grace the retired
+// token loads nothing, and presenting it is taken for theft (reuse
+// detection, as in OAuth's refresh-token rotation): the session it led to
+// ends, every token of it, the request gets a fresh session, and a
+// "token_reuse" audit entry is logged at warning level with the session's
+// handle and owner, whether or not [WithAuditTrail] is on. The owner's
+// device and the thief cannot be told apart, so both must sign in again;
+// [WithoutReuseDetection] turns that off, leaving a late retired token a
+// plain unknown one.
+//
+// [Session.Handle] changes with the token. [Session.Regenerate] is
+// unchanged: the old token dies at once, with no grace. A session from
+// [Manager.Open] is renewed by its Save: hand out [Session.Token] after it.
+// What renewal cannot stop is a thief who uses a stolen token before its
+// owner's next request renews it: then the thief holds the successor, and
+// the owner's next request, with the retired token, ends the session for
+// both.
+func WithRenewal(every, grace time.Duration) Option {
+	return func(c *config) { c.renewEvery, c.renewGrace = every, grace }
+}
+
+// WithoutReuseDetection keeps [WithRenewal] from ending a session when one
+// of its retired tokens is presented after its grace: the token is then an
+// unknown one, and gives a fresh session, as an expired one does.
+func WithoutReuseDetection() Option { return func(c *config) { c.reuseDetectionOff = true } }
 
 // WithLastWriteWins turns conflict detection off: a save replaces whatever
 // another request saved since this one loaded the session, as in most
@@ -341,6 +387,18 @@ func (c *config) check() {
 	}
 	if c.idleTimeout < 0 {
 		panic("sessions: WithIdleTimeout needs a positive duration, or 0 for none")
+	}
+	if c.renewEvery != 0 || c.renewGrace != 0 {
+		if c.renewEvery < time.Second || c.renewGrace < 0 {
+			panic("sessions: WithRenewal needs a renewal interval of a second or more, and a grace of 0 or more")
+		}
+		c.renewEvery = min(c.renewEvery, maxDuration)
+		if c.renewGrace == 0 {
+			c.renewGrace = min(defaultGrace, c.renewEvery/2)
+		}
+		if c.renewGrace >= c.renewEvery {
+			panic("sessions: WithRenewal's grace must be shorter than its renewal interval")
+		}
 	}
 	c.lifetime = min(c.lifetime, maxDuration)
 	c.idleTimeout = min(c.idleTimeout, maxDuration)

@@ -10,11 +10,14 @@ import (
 // the signed payload of a cookie) lets the server refuse an old record that
 // a client replays after its lifetime or idle timeout.
 //
-//	byte 0   bits 4-7: format, recordFormat
+//	byte 0   bits 4-7: format, recordFormat or renewedFormat
 //	         bit 3: an owner follows; bit 2: a name tag follows
 //	         bits 0-1: persistence
 //	varint   creation time, seconds since recordEpoch
 //	uvarint  seconds from creation to last access
+//	uvarint  seconds from creation to the current token's issue, in
+//	         renewedFormat only: a session whose token was renewed
+//	         (WithRenewal) since it was created
 //	[4]byte  name tag, if bit 2 is set
 //	uvarint  owner's length, then the owner, if bit 3 is set
 //	rest     the codec's bytes
@@ -25,6 +28,7 @@ import (
 type recordHeader struct {
 	created  int64 // Unix seconds
 	accessed int64 // Unix seconds, >= created: a write clamps it, a read too
+	issued   int64 // Unix seconds, >= created: when the current token was issued
 	persist  persistence
 	tagged   bool
 	tag      nameTag
@@ -47,6 +51,11 @@ func tagOf(name string) nameTag {
 
 const recordFormat = 2
 
+// renewedFormat is recordFormat with the issue time of a renewed token.
+// Records of sessions never renewed stay in recordFormat, which releases
+// before renewal read.
+const renewedFormat = 3
+
 // legacyFormat is the format before name tags and owners: the same layout
 // with bits 2 and 3 clear.
 const legacyFormat = 1
@@ -63,7 +72,7 @@ const recordEpoch = 1767225600
 const maxOwnerLength = 256
 
 // maxRecordHeader is the most bytes appendRecordHeader writes.
-const maxRecordHeader = 1 + 2*binary.MaxVarintLen64 + len(nameTag{}) + binary.MaxVarintLen16 + maxOwnerLength
+const maxRecordHeader = 1 + 3*binary.MaxVarintLen64 + len(nameTag{}) + binary.MaxVarintLen16 + maxOwnerLength
 
 // persistence is a session's choice between a browser-session cookie and a
 // persistent one.
@@ -76,7 +85,11 @@ const (
 )
 
 func appendRecordHeader(dst []byte, h recordHeader) []byte {
-	b := recordFormat<<4 | byte(h.persist)
+	format := byte(recordFormat)
+	if h.issued > h.created {
+		format = renewedFormat
+	}
+	b := format<<4 | byte(h.persist)
 	if h.tagged {
 		b |= flagTagged
 	}
@@ -86,6 +99,9 @@ func appendRecordHeader(dst []byte, h recordHeader) []byte {
 	dst = append(dst, b)
 	dst = binary.AppendVarint(dst, h.created-recordEpoch)
 	dst = binary.AppendUvarint(dst, uint64(max(h.accessed-h.created, 0)))
+	if format == renewedFormat {
+		dst = binary.AppendUvarint(dst, uint64(h.issued-h.created))
+	}
 	if h.tagged {
 		dst = append(dst, h.tag[:]...)
 	}
@@ -103,8 +119,9 @@ func parseRecord(b []byte) (recordHeader, []byte, error) {
 	if len(b) < 1 || b[0]&0x03 > byte(persistOff) {
 		return h, nil, ErrCorrupt
 	}
-	switch b[0] >> 4 {
-	case recordFormat:
+	format := b[0] >> 4
+	switch format {
+	case recordFormat, renewedFormat:
 	case legacyFormat:
 		if b[0]&(flagOwner|flagTagged) != 0 {
 			return h, nil, ErrCorrupt
@@ -131,6 +148,15 @@ func parseRecord(b []byte) (recordHeader, []byte, error) {
 	// server whose clock was behind the creator's, as the two's complement
 	// of a negative age: such a record loads, accessed at its creation.
 	h.accessed = h.created + max(int64(age), 0)
+	h.issued = h.created
+	if format == renewedFormat {
+		since, n := binary.Uvarint(b)
+		if n <= 0 || since == 0 || since > 1<<40 {
+			return h, nil, ErrCorrupt
+		}
+		b = b[n:]
+		h.issued = h.created + int64(since)
+	}
 	if flags&flagTagged != 0 {
 		if len(b) < len(h.tag) {
 			return h, nil, ErrCorrupt

@@ -36,6 +36,9 @@ type saveInput struct {
 	// persistChanged is set when the kind of cookie changed, which only a
 	// new Set-Cookie can tell the client.
 	persistChanged bool
+	// stale is set when the client holds a retired token that led to the
+	// session (WithRenewal): the response must give it the current one.
+	stale bool
 }
 
 // A savePlan is what saving a session takes.
@@ -50,6 +53,7 @@ type savePlan struct {
 	touch   bool // extend the record's expiry instead of writing it
 	remove  bool // remove the retired record (a write removes it itself)
 	expire  bool // tell the client to drop its token
+	send    bool // give the client the session's token, which nothing else sends
 	// err is why the save cannot be done. Nothing is done then, but the
 	// removal of a destroyed session's record, which needs no new token.
 	err error
@@ -70,6 +74,7 @@ func planSave(in saveInput) savePlan {
 	if !p.write {
 		p.remove = in.retiring
 		p.expire = in.destroyed && in.hadToken
+		p.send = in.stale && !in.destroyed && !in.retiring
 	}
 	if !in.tokenFixed {
 		return p
@@ -98,7 +103,7 @@ func planSave(in saveInput) savePlan {
 	}
 	// A server-side session's record is removed; the client keeps a
 	// token that names nothing.
-	p.expire = false
+	p.expire, p.send = false, false
 	return p
 }
 
@@ -133,6 +138,12 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	if err := s.checkSavable(); err != nil {
 		return err
 	}
+	// A token due for renewal is renewed by the save that can give the
+	// client its successor; a session this request regenerated or
+	// destroyed has a new token, or none, already.
+	if s.renewDue && target != headerGone && s.stored && !s.regenerated && !s.destroyed {
+		s.renew()
+	}
 	buf := frames.Get().(*[]byte)
 	defer putFrame(buf)
 	f, dirty, err := m.changesLocked(s, buf)
@@ -158,11 +169,12 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 		clientSide: s.clientSide,
 
 		persistChanged: s.header.persist != s.loadedPersist && !m.tokenHeaderSet,
+		stale:          s.stored && s.token != "" && s.presented != s.token,
 	})
 	if p.err != nil {
 		if p.remove {
 			handle := handleOf(s.removeToken)
-			if err := m.removeRetired(ctx, s); err != nil {
+			if err := m.removeRetired(ctx, s, ""); err != nil {
 				return err
 			}
 			m.audit(ctx, "destroyed", handle, s.loadedOwner)
@@ -192,13 +204,17 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 		}
 	}
 	if p.remove {
-		if err := m.removeRetired(ctx, s); err != nil {
+		if err := m.removeRetired(ctx, s, ""); err != nil {
 			return err
 		}
 	}
 	if p.expire && target == toHeader {
 		m.transport.clear(h)
 		s.tokenCleared()
+	}
+	if p.send && target == toHeader {
+		m.transport.send(h, s.token, m.maxAge(s.header, s.now))
+		s.tokenSent()
 	}
 	// Clear-Site-Data goes with a logout, also when a new session follows
 	// it (a flash message), unless it would delete the new session's
@@ -220,11 +236,21 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 // versions, goes only if it still has the version loaded, and otherwise
 // the removal fails with ErrConflict: another request changed the session,
 // and the save must take that change along to the new ID first.
-func (m *Manager[T]) removeRetired(ctx context.Context, s *Session[T]) error {
+//
+// A renewed session's record is retired on condition of its version too,
+// and leaves an entry that leads to successor, the token the session moved
+// to, for the grace (see renewal.go).
+func (m *Manager[T]) removeRetired(ctx context.Context, s *Session[T], successor string) error {
 	var err error
-	if m.versioned != nil && !s.destroyed {
+	switch {
+	case s.renewing:
+		var r Retirement
+		if r, err = m.retirement(s, s.removeToken, successor); err == nil {
+			err = m.renewer.RetireIfVersion(ctx, s.removeToken, s.version, r)
+		}
+	case m.versioned != nil && !s.destroyed:
 		err = m.versioned.RemoveIfVersion(ctx, s.removeToken, s.version)
-	} else {
+	default:
 		err = m.backend.Remove(ctx, s.removeToken)
 	}
 	if err != nil {
@@ -263,6 +289,7 @@ type auditState struct {
 	retiring  bool
 	destroyed bool
 	refused   bool   // the validator ended the loaded session, and said so
+	renewing  bool   // the save renews the session's token
 	handle    string // of the loaded token
 	owner     string // the loaded record's owner
 }
@@ -272,7 +299,7 @@ func (m *Manager[T]) auditBefore(s *Session[T]) auditState {
 		return auditState{}
 	}
 	return auditState{on: true, stored: s.stored, retiring: s.removeToken != "", destroyed: s.destroyed,
-		refused: s.refused, handle: handleOf(s.loadedToken), owner: s.loadedOwner}
+		refused: s.refused, renewing: s.renewing, handle: handleOf(s.loadedToken), owner: s.loadedOwner}
 }
 
 // auditSave logs what a successful save did to the session's life.
@@ -288,6 +315,8 @@ func (m *Manager[T]) auditSave(ctx context.Context, was auditState, s *Session[T
 	}
 	handle, owner := handleOf(s.token), s.header.owner
 	switch {
+	case !was.stored && was.retiring && was.renewing:
+		m.audit(ctx, "renewed", handle, owner, "previous_handle", was.handle)
 	case !was.stored && was.retiring && !was.destroyed:
 		m.audit(ctx, "regenerated", handle, owner, "previous_handle", was.handle)
 	case !was.stored:
@@ -366,7 +395,7 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 		// saves no more, as after any save of unknown outcome.
 		return s.failedWith(fmt.Errorf("%w: the backend returned a new token for a write that may or may not be seen under the client's token", ErrHeaderWritten))
 	}
-	resend := token != held || s.header.persist != heldPersist || !s.hadToken
+	resend := token != s.presented || s.header.persist != heldPersist || !s.hadToken
 	if target != toHeader || !resend {
 		// The client sent this very token, in a cookie that ends when the
 		// session's lifetime does (Max-Age counts down to a fixed end):
@@ -467,7 +496,7 @@ func (m *Manager[T]) writePlain(ctx context.Context, s *Session[T], f frame, now
 	// The old record goes only once the new one is safe, so that a failed
 	// save leaves the client with a session that still works.
 	if s.removeToken != "" {
-		if err := m.removeRetired(ctx, s); err != nil {
+		if err := m.removeRetired(ctx, s, token); err != nil {
 			return "", err
 		}
 	}
@@ -514,7 +543,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 			target, previous = target+1, s.header.owner
 			err = m.checkToken(token, f)
 			if err == nil && s.removeToken != "" {
-				err = m.removeRetired(ctx, s)
+				err = m.removeRetired(ctx, s, token)
 			}
 			if err == nil {
 				s.written(token, f.payload(), target)
@@ -540,6 +569,7 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 				}
 			}
 			if err == nil {
+				renewing := s.renewing
 				if m.lastWriteWins {
 					var r reloaded
 					if r, err = m.reload(ctx, s); err == nil {
@@ -547,6 +577,13 @@ func (m *Manager[T]) writeVersioned(ctx context.Context, s *Session[T], f frame,
 					}
 				} else {
 					f, err = m.rebase(ctx, s)
+				}
+				if err == nil && renewing && !s.renewing {
+					// Another request renewed the token first: its
+					// successor is the session now, and the record this
+					// save made for a successor of its own must go.
+					m.removeOrphan(ctx, created)
+					created, moving = "", false
 				}
 				if !moving && s.stored {
 					target, previous = s.version, s.loadedOwner
@@ -626,6 +663,9 @@ type reloaded struct {
 	version uint64
 	header  recordHeader
 	payload []byte
+	// successor is the token the record was found under when another
+	// request renewed the loaded one meanwhile; "" otherwise.
+	successor string
 }
 
 // reload reads the record the request loaded again, after a conflict. It
@@ -635,6 +675,14 @@ func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) (reloaded, error
 	rec, found, err := m.versioned.ReadRecord(ctx, s.loadedToken)
 	if err != nil {
 		return reloaded{}, fmt.Errorf("sessions: reloading session: %w", err)
+	}
+	var successor string
+	if !found && m.renewer != nil {
+		// Another request may have renewed the token, within the grace.
+		successor, rec, found, err = m.forwarding(ctx, s.loadedToken)
+		if err != nil {
+			return reloaded{}, fmt.Errorf("sessions: reloading session: %w", err)
+		}
 	}
 	if !found {
 		return reloaded{}, fmt.Errorf("%w: the session was destroyed, regenerated or revoked", ErrConflict)
@@ -646,7 +694,7 @@ func (m *Manager[T]) reload(ctx context.Context, s *Session[T]) (reloaded, error
 	if !m.ownRecord(h) {
 		return reloaded{}, fmt.Errorf("%w: the session was replaced under another cookie name", ErrConflict)
 	}
-	return reloaded{version: rec.Version, header: h, payload: payload}, nil
+	return reloaded{version: rec.Version, header: h, payload: payload, successor: successor}, nil
 }
 
 // removeOrphan removes, as best it can, a record this save made and no

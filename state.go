@@ -48,7 +48,13 @@ type sessionState struct {
 	destroyed   bool   // expire the cookie unless something new is saved
 	persistSet  bool   // SetPersistent was called: the choice outlives a reload
 	regenerated bool   // the session has a new ID since it was loaded
-	ownerSet    bool   // SetOwner was called: the owner outlives a reload
+	// presented is the token the client holds for the session: the one it
+	// sent, or the one the response gives it. It differs from token when a
+	// retired token led to its successor, which the response must send.
+	presented string
+	renewDue  bool // the token is due for renewal (WithRenewal)
+	renewing  bool // the save moves the session to a new token, retiring the old one with a grace
+	ownerSet  bool // SetOwner was called: the owner outlives a reload
 	// refused is set when the validator ended the loaded session, which
 	// the audit trail has recorded already.
 	refused bool
@@ -75,7 +81,7 @@ func (st *sessionState) fresh(h recordHeader) {
 // loaded makes the state that of the record stored under token, with
 // header h and payload, as rec describes it.
 func (st *sessionState) loaded(token string, h recordHeader, payload []byte, rec Record) {
-	st.id, st.token, st.loadedToken = token, token, token
+	st.id, st.token, st.loadedToken, st.presented = token, token, token, token
 	st.loadedPayload = payload
 	st.header = h
 	st.loadedPersist, st.loadedOwner = h.persist, h.owner
@@ -86,6 +92,46 @@ func (st *sessionState) loaded(token string, h recordHeader, payload []byte, rec
 	if !rec.ExpiresAt.IsZero() {
 		st.storedExpires, st.expiryReported = rec.ExpiresAt.Unix(), true
 	}
+}
+
+// forwarded records that the client presented retired, a retired token
+// whose grace led to the loaded session: the response gives the client the
+// session's token.
+func (st *sessionState) forwarded(retired string) { st.presented = retired }
+
+// renew moves the session to a new ID, keeping everything else, its
+// lifetime included; the save retires the old token with a grace rather
+// than remove it.
+func (st *sessionState) renew() {
+	st.retire()
+	st.id = NewID()
+	st.token = st.id
+	st.header.issued = max(st.now, st.header.created+1)
+	st.forceSave = true
+	st.renewing = true
+	st.renewDue = false
+}
+
+// movedTo records that another request renewed the session's loaded token
+// meanwhile, to successor, which this request's save now goes to: a
+// renewal of its own is dropped (it reports true then, and the record it
+// made must go), and a Regenerate or Destroy retires the successor instead.
+func (st *sessionState) movedTo(successor string) (renewalDropped bool) {
+	old := st.loadedToken
+	st.loadedToken = successor
+	switch {
+	case st.renewing:
+		st.renewing = false
+		st.removeToken = ""
+		st.id, st.token = successor, successor
+		st.stored = true
+		return true
+	case st.removeToken == old:
+		st.removeToken = successor
+	case st.id == old:
+		st.id, st.token = successor, successor
+	}
+	return false
 }
 
 // retire marks the stored record, if any, for removal at save time: it
@@ -110,10 +156,11 @@ func (st *sessionState) regenerate() {
 	if wasStored && !st.clientSide {
 		st.token = st.id
 	}
-	st.header.created, st.header.accessed = st.now, st.now
+	st.header.created, st.header.accessed, st.header.issued = st.now, st.now, st.now
 	st.storedExpires, st.expiryReported = 0, false
 	st.forceSave = true
 	st.regenerated = true
+	st.renewDue = false
 }
 
 // destroy drops the session's record and starts a new, empty session with
@@ -179,6 +226,7 @@ func (st *sessionState) written(token string, payload []byte, version uint64) {
 	st.version = version
 	st.stored = true
 	st.removeToken = ""
+	st.renewing = false
 }
 
 // touched records that a save extended the record's expiry to expires
@@ -204,7 +252,7 @@ func (st *sessionState) logoutDone() { st.destroyed = false }
 
 // tokenSent records that the response gives the client the session's
 // token; tokenCleared that it tells the client to drop it.
-func (st *sessionState) tokenSent()    { st.hadToken = true }
+func (st *sessionState) tokenSent()    { st.hadToken, st.presented = true, st.token }
 func (st *sessionState) tokenCleared() { st.hadToken = false }
 
 // rebasedOn makes the state that of r, the record the session was loaded
@@ -212,8 +260,14 @@ func (st *sessionState) tokenCleared() { st.hadToken = false }
 // to compare with, and its kind of cookie and owner where this request did
 // not set them itself.
 func (st *sessionState) rebasedOn(r reloaded) {
+	if r.successor != "" {
+		st.movedTo(r.successor)
+	}
 	st.version = r.version
 	st.header.created = r.header.created
+	if !st.renewing {
+		st.header.issued = r.header.issued
+	}
 	if !st.persistSet {
 		st.header.persist = r.header.persist
 	}

@@ -56,6 +56,8 @@ type Backend struct {
 	ownersMu sync.Mutex
 	owners   ownerIndex
 
+	retired retiredEntries // what retired tokens leave (renew.go)
+
 	count       atomic.Int64 // records held, expired ones not yet swept included
 	maxSessions int64
 	lastReclaim atomic.Int64 // when a full store last swept, Unix nanoseconds
@@ -420,6 +422,7 @@ func (b *Backend) Sweep() {
 		sh.compactIfSparse()
 		sh.mu.Unlock()
 	}
+	b.retired.sweep(b.now().UnixNano())
 }
 
 // sweepBatch bounds how many records the sweep deletes under one hold of a

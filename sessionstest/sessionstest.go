@@ -123,6 +123,10 @@ func Run(t *testing.T, cfg Config) {
 		{name: "ManagerMerge", stateful: true, run: testManagerMerge},
 		{name: "ManagerCheck", stateful: true, run: testManagerCheck},
 		{name: "ManagerRevokeAllAcrossManagers", stateful: true, run: testManagerRevokeAllAcrossManagers},
+		{name: "Renewer", stateful: true, run: testRenewer},
+		{name: "ManagerRenewal", stateful: true, run: testManagerRenewal},
+		{name: "ManagerRenewalParallel", stateful: true, run: testManagerRenewalParallel},
+		{name: "ManagerRenewalRegenerate", stateful: true, run: testManagerRenewalRegenerate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
