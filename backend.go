@@ -193,10 +193,12 @@ type Renewer interface {
 	// record included), and in the same step stores r under the token's
 	// key, HashToken(token).
 	RetireIfVersion(ctx context.Context, token string, version uint64, r Retirement) error
-	// Retired returns the entry stored under key by RetireIfVersion: the
-	// tombstone while its TTL lasts, with the forwarding bytes while
-	// theirs lasts (nil after). found is false when there is none.
-	Retired(ctx context.Context, key [sha256.Size]byte) (tombstone, forward []byte, found bool, err error)
+	// Retired returns the entry stored under key by RetireIfVersion while
+	// its TTL lasts; found is false when there is none. While the
+	// forwarding lasts, it also reads the live record of the successor
+	// (Retirement.Successor) in the same step, so that a retired token
+	// costs one lookup more than a current one, not two.
+	Retired(ctx context.Context, key [sha256.Size]byte) (e RetiredEntry, found bool, err error)
 	// RemoveKey removes the record and the retirement entry stored under
 	// key, whichever exist; removing nothing is not an error. Like any
 	// removal it is final, and an OwnerIndex forgets the record.
@@ -205,6 +207,8 @@ type Renewer interface {
 
 // A Retirement is what a [Renewer] keeps for a retired token.
 type Retirement struct {
+	// Successor is the key (HashToken) of the token the session moved to.
+	Successor [sha256.Size]byte
 	// Forward leads to the token's successor; the backend keeps it for
 	// ForwardTTL, the grace, and then must drop it (an expiry in the
 	// store, not a sweep that may come late).
@@ -215,6 +219,20 @@ type Retirement struct {
 	// which is at least ForwardTTL.
 	Tombstone []byte
 	TTL       time.Duration
+}
+
+// A RetiredEntry is a retired token's entry, as [Renewer.Retired] returns
+// it.
+type RetiredEntry struct {
+	// Tombstone and Successor are the Retirement's.
+	Tombstone []byte
+	Successor [sha256.Size]byte
+	// Forward is the Retirement's while its ForwardTTL lasts, nil after.
+	Forward []byte
+	// Record is the successor's live record, read with the entry, while
+	// Forward is set; its Data is nil when there is none, or after the
+	// forwarding's TTL.
+	Record Record
 }
 
 // A NameBinder is a [Backend] whose tokens can be bound to the name they

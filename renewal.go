@@ -98,26 +98,9 @@ func openSuccessor(retired string, forward []byte) (string, bool) {
 	return string(plain), true
 }
 
-// A tombstone is what a retired token's entry says after its grace: the
-// key of the token that succeeded it, and the session's owner.
-type tombstone struct {
-	successor [sha256.Size]byte
-	owner     string
-}
-
-func (t tombstone) encode() []byte {
-	return append(t.successor[:], t.owner...)
-}
-
-func parseTombstone(b []byte) (tombstone, bool) {
-	var t tombstone
-	if len(b) < sha256.Size || len(b) > sha256.Size+maxOwnerLength {
-		return t, false
-	}
-	copy(t.successor[:], b)
-	t.owner = string(b[sha256.Size:])
-	return t, true
-}
+// A retired token's tombstone is the session's owner, for the audit entry
+// of a reuse: which session it was the Renewer keeps as the successor's
+// key.
 
 // retirement returns what the Renewer keeps when s's token retired moves
 // to successor.
@@ -128,8 +111,9 @@ func (m *Manager[T]) retirement(s *Session[T], retired, successor string) (Retir
 	}
 	keep := max(time.Duration(m.expiry.deadline(s.header)-s.now)*time.Second, m.renewGrace)
 	return Retirement{
-		Forward: forward, ForwardTTL: m.renewGrace,
-		Tombstone: tombstone{successor: HashToken(successor), owner: s.header.owner}.encode(), TTL: keep,
+		Successor: HashToken(successor),
+		Forward:   forward, ForwardTTL: m.renewGrace,
+		Tombstone: []byte(s.header.owner), TTL: keep,
 	}, nil
 }
 
@@ -140,20 +124,19 @@ func (m *Manager[T]) retirement(s *Session[T], retired, successor string) (Retir
 // token of it, unless reuse detection is off.
 func (m *Manager[T]) followRetired(ctx context.Context, token string) (successor string, rec Record, found bool, err error) {
 	key := HashToken(token)
-	tomb, forward, found, err := m.renewer.Retired(ctx, key)
+	e, found, err := m.renewer.Retired(ctx, key)
 	if err != nil || !found {
 		return "", Record{}, false, err
 	}
-	if forward != nil {
-		successor, ok := openSuccessor(token, forward)
-		if !ok {
+	if e.Forward != nil {
+		successor, ok := openSuccessor(token, e.Forward)
+		if !ok || HashToken(successor) != e.Successor || e.Record.Data == nil {
 			return "", Record{}, false, nil
 		}
-		rec, found, err := m.read(ctx, successor)
-		return successor, rec, found, err
+		return successor, e.Record, true, nil
 	}
 	if !m.reuseDetectionOff {
-		m.endRenewed(ctx, key, tomb)
+		m.endRenewed(ctx, key, e)
 	}
 	return "", Record{}, false, nil
 }
@@ -162,28 +145,19 @@ func (m *Manager[T]) followRetired(ctx context.Context, token string) (successor
 // it follows the tombstones from successor to successor to the live
 // record, and removes each of them and the record. It logs the reuse at
 // warning level, with the session's handle and owner.
-func (m *Manager[T]) endRenewed(ctx context.Context, key [sha256.Size]byte, first []byte) {
-	t, ok := parseTombstone(first)
-	if !ok {
-		return
-	}
-	owner, current := t.owner, t.successor
+func (m *Manager[T]) endRenewed(ctx context.Context, key [sha256.Size]byte, first RetiredEntry) {
+	owner, current := string(first.Tombstone), first.Successor
 	var err error
 	for range maxChain {
-		var next []byte
+		var next RetiredEntry
 		var found bool
-		next, _, found, err = m.renewer.Retired(ctx, current)
-		if err != nil {
+		if next, found, err = m.renewer.Retired(ctx, current); err != nil {
 			break
 		}
 		if err = m.renewer.RemoveKey(ctx, current); err != nil || !found {
 			break
 		}
-		nt, ok := parseTombstone(next)
-		if !ok {
-			break
-		}
-		current = nt.successor
+		current = next.Successor
 	}
 	if err == nil {
 		err = m.renewer.RemoveKey(ctx, key)
@@ -204,14 +178,13 @@ func (m *Manager[T]) endRenewed(ctx context.Context, key [sha256.Size]byte, firs
 // grace lasts. Unlike followRetired it never takes a late token for theft:
 // it serves a save that loaded the token before another request renewed it.
 func (m *Manager[T]) forwarding(ctx context.Context, retired string) (successor string, rec Record, found bool, err error) {
-	_, forward, found, err := m.renewer.Retired(ctx, HashToken(retired))
-	if err != nil || !found || forward == nil {
+	e, found, err := m.renewer.Retired(ctx, HashToken(retired))
+	if err != nil || !found || e.Forward == nil {
 		return "", Record{}, false, err
 	}
-	successor, ok := openSuccessor(retired, forward)
-	if !ok {
+	successor, ok := openSuccessor(retired, e.Forward)
+	if !ok || HashToken(successor) != e.Successor || e.Record.Data == nil {
 		return "", Record{}, false, nil
 	}
-	rec, found, err = m.read(ctx, successor)
-	return successor, rec, found, err
+	return successor, e.Record, true, nil
 }

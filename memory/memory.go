@@ -153,17 +153,23 @@ func (b *Backend) ReadRecord(_ context.Context, token string) (sessions.Record, 
 		return sessions.Record{}, false, nil
 	}
 	key := sessions.HashToken(token)
-	sh := b.shardOf(&key)
+	rec, found := b.readKey(&key)
+	return rec, found, nil
+}
+
+// readKey returns the live record under key.
+func (b *Backend) readKey(key *[sha256.Size]byte) (sessions.Record, bool) {
+	sh := b.shardOf(key)
 	now := b.now().UnixNano()
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	e, ok := sh.find(&key)
+	e, ok := sh.find(key)
 	if !ok || !e.liveAt(now) {
-		return sessions.Record{}, false, nil
+		return sessions.Record{}, false
 	}
 	// The arena's bytes under the record's data never change, so the
 	// slice can be shared with the caller.
-	return sessions.Record{Data: e.data(), Version: e.version(), ExpiresAt: time.Unix(0, e.expires())}, true, nil
+	return sessions.Record{Data: e.data(), Version: e.version(), ExpiresAt: time.Unix(0, e.expires())}, true
 }
 
 // Write stores a copy of data under id, to expire after ttl, and returns id

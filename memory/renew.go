@@ -24,6 +24,7 @@ type retiredEntries struct {
 
 type retiredEntry struct {
 	tombstone, forward  []byte
+	successor           [sha256.Size]byte
 	forwardUntil, until int64 // Unix nanoseconds
 }
 
@@ -68,26 +69,30 @@ func (b *Backend) RetireIfVersion(_ context.Context, token string, version uint6
 	}
 	b.deleteLocked(sh, &key)
 	b.retired.put(key, retiredEntry{
-		tombstone: bytes.Clone(r.Tombstone), forward: bytes.Clone(r.Forward),
+		tombstone: bytes.Clone(r.Tombstone), forward: bytes.Clone(r.Forward), successor: r.Successor,
 		forwardUntil: expiry(now, r.ForwardTTL), until: expiry(now, max(r.TTL, r.ForwardTTL)),
 	})
 	return nil
 }
 
-// Retired returns the entry a retired token's key holds: the tombstone,
-// and the forwarding bytes while they last.
-func (b *Backend) Retired(_ context.Context, key [sha256.Size]byte) (tombstone, forward []byte, found bool, err error) {
+// Retired returns the entry a retired token's key holds, and while its
+// forwarding lasts, the successor's live record.
+func (b *Backend) Retired(_ context.Context, key [sha256.Size]byte) (sessions.RetiredEntry, bool, error) {
 	now := b.now().UnixNano()
 	b.retired.mu.Lock()
-	defer b.retired.mu.Unlock()
 	e, ok := b.retired.m[key]
+	b.retired.mu.Unlock()
 	if !ok || now >= e.until {
-		return nil, nil, false, nil
+		return sessions.RetiredEntry{}, false, nil
 	}
+	out := sessions.RetiredEntry{Tombstone: bytes.Clone(e.tombstone), Successor: e.successor}
 	if now < e.forwardUntil {
-		forward = bytes.Clone(e.forward)
+		out.Forward = bytes.Clone(e.forward)
+		// The entry's lock is released first: a shard's lock comes
+		// before it, never after.
+		out.Record, _ = b.readKey(&e.successor)
 	}
-	return bytes.Clone(e.tombstone), forward, true, nil
+	return out, true, nil
 }
 
 // RemoveKey removes the record and the retired token's entry under key.

@@ -39,7 +39,9 @@ func testRenewer(t *testing.T, s env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := sessions.Retirement{Forward: []byte("forward"), ForwardTTL: time.Second, Tombstone: []byte("tombstone"), TTL: 3 * time.Second}
+	successor := mustWrite(t, rb, sessions.NewID(), []byte("successor"), time.Hour)
+	r := sessions.Retirement{Successor: sessions.HashToken(successor), Forward: []byte("forward"), ForwardTTL: time.Second,
+		Tombstone: []byte("tombstone"), TTL: 3 * time.Second}
 	if err := rb.RetireIfVersion(ctx, token, 2, r); !errors.Is(err, sessions.ErrConflict) {
 		t.Fatalf("RetireIfVersion of the wrong version: %v, want ErrConflict", err)
 	}
@@ -58,18 +60,20 @@ func testRenewer(t *testing.T, s env) {
 		}
 	}
 	key := sessions.HashToken(token)
-	check := func(when string, wantFound bool, wantForward string) {
+	check := func(when string, wantFound bool, wantForward, wantRecord string) {
 		t.Helper()
-		tomb, fwd, found, err := rb.Retired(ctx, key)
-		if err != nil || found != wantFound || string(fwd) != wantForward || found && string(tomb) != "tombstone" {
-			t.Errorf("Retired %s = %q, %q, %t, %v; want tombstone %t, forward %q", when, tomb, fwd, found, err, wantFound, wantForward)
+		e, found, err := rb.Retired(ctx, key)
+		if err != nil || found != wantFound || string(e.Forward) != wantForward || string(e.Record.Data) != wantRecord ||
+			found && (string(e.Tombstone) != "tombstone" || e.Successor != r.Successor) {
+			t.Errorf("Retired %s = %+v, %t, %v; want tombstone %t, forward %q, the successor's record %q",
+				when, e, found, err, wantFound, wantForward, wantRecord)
 		}
 	}
-	check("at once", true, "forward")
+	check("at once", true, "forward", "successor")
 	s.advance(1500 * time.Millisecond)
-	check("after the forwarding's TTL", true, "")
+	check("after the forwarding's TTL", true, "", "")
 	s.advance(2 * time.Second)
-	check("after the tombstone's TTL", false, "")
+	check("after the tombstone's TTL", false, "", "")
 
 	// RemoveKey removes a record and an entry alike.
 	other, err := rb.WriteIfVersion(ctx, sessions.VersionedWrite{ID: sessions.NewID(), Data: []byte("rec"), TTL: time.Hour, Deadline: time.Now().Add(time.Hour)})
@@ -85,7 +89,7 @@ func testRenewer(t *testing.T, s env) {
 			t.Fatalf("RemoveKey: %v", err)
 		}
 	}
-	if _, _, found, _ := rb.Retired(ctx, sessions.HashToken(other)); found {
+	if _, found, _ := rb.Retired(ctx, sessions.HashToken(other)); found {
 		t.Error("RemoveKey left a retired token's entry")
 	}
 	if _, found, _ := rb.Read(ctx, live); found {
