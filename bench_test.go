@@ -174,3 +174,31 @@ func BenchmarkConflict(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRenewal measures what WithRenewal costs a request that does not
+// renew its token (the goal: at most 5% over the same request without it),
+// read-only and read-modify-write, on the memory backend.
+func BenchmarkRenewal(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts []sessions.Option
+	}{
+		{"plain", nil},
+		{"renewal", []sessions.Option{sessions.WithRenewal(time.Hour, 0)}},
+	} {
+		newManager := func(b *testing.B) *sessions.Manager[benchSession] {
+			store := memory.New()
+			b.Cleanup(func() { store.Close() })
+			return sessions.New[benchSession](store, append([]sessions.Option{sessions.WithCodec(sessions.Msgpack)}, mode.opts...)...)
+		}
+		b.Run("read/"+mode.name, func(b *testing.B) {
+			benchScenario(b, newManager(b), true, func(s *benchSession) { _ = s.Name })
+		})
+		b.Run("write/"+mode.name, func(b *testing.B) {
+			benchScenario(b, newManager(b), true, func(s *benchSession) {
+				s.Count++
+				s.Seen = s.Seen.Add(time.Second)
+			})
+		})
+	}
+}
