@@ -79,13 +79,23 @@ func BenchmarkRequest(b *testing.B) {
 // that meets no conflict: the memory backend with compare-and-set writes
 // (the default) against the same backend under last-write-wins.
 func BenchmarkVersioning(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []sessions.Option
-	}{
+	benchModes(b, []benchMode{
 		{"versioned", nil},
 		{"last-write-wins", []sessions.Option{sessions.WithLastWriteWins()}},
-	} {
+	})
+}
+
+// A benchMode is a manager's options under a name, for benchmarks that
+// set one mode of the manager beside another.
+type benchMode struct {
+	name string
+	opts []sessions.Option
+}
+
+// benchModes times a read-only and a read-modify-write request on the
+// memory backend with the msgpack codec, in each mode.
+func benchModes(b *testing.B, modes []benchMode) {
+	for _, mode := range modes {
 		newManager := func(b *testing.B) *sessions.Manager[benchSession] {
 			store := memory.New()
 			b.Cleanup(func() { store.Close() })
@@ -179,26 +189,8 @@ func BenchmarkConflict(b *testing.B) {
 // renew its token (the goal: at most 5% over the same request without it),
 // read-only and read-modify-write, on the memory backend.
 func BenchmarkRenewal(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []sessions.Option
-	}{
+	benchModes(b, []benchMode{
 		{"plain", nil},
 		{"renewal", []sessions.Option{sessions.WithRenewal(time.Hour, 0)}},
-	} {
-		newManager := func(b *testing.B) *sessions.Manager[benchSession] {
-			store := memory.New()
-			b.Cleanup(func() { store.Close() })
-			return sessions.New[benchSession](store, append([]sessions.Option{sessions.WithCodec(sessions.Msgpack)}, mode.opts...)...)
-		}
-		b.Run("read/"+mode.name, func(b *testing.B) {
-			benchScenario(b, newManager(b), true, func(s *benchSession) { _ = s.Name })
-		})
-		b.Run("write/"+mode.name, func(b *testing.B) {
-			benchScenario(b, newManager(b), true, func(s *benchSession) {
-				s.Count++
-				s.Seen = s.Seen.Add(time.Second)
-			})
-		})
-	}
+	})
 }
