@@ -37,7 +37,7 @@ func serve(t *testing.T, opts ...sessions.Option) string {
 // serveOn is serve on another backend.
 func serveOn(t *testing.T, b sessions.Backend, opts ...sessions.Option) string {
 	t.Helper()
-	srv := httptest.NewServer(newApp(b, opts...).routes())
+	srv := httptest.NewServer(newApp(b, settings{visitsSecret: testVisitsSecret}, opts...).routes())
 	t.Cleanup(srv.Close)
 	return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 }
@@ -74,6 +74,23 @@ func text(t *testing.T, page *rod.Page, selector string) string {
 	return s
 }
 
+// signIn logs in as name from the start page, ticking "Keep me signed in"
+// if remember, and waits for the page after the redirect.
+func signIn(t *testing.T, page *rod.Page, name string, remember bool) {
+	t.Helper()
+	page.MustElement("input[name=name]").MustInput(name)
+	if remember {
+		page.MustElement("input[name=remember]").MustClick()
+	}
+	wait := page.MustWaitNavigation()
+	page.MustElement("form[action='/login'] button").MustClick()
+	wait()
+	page.MustWaitLoad()
+	if got := text(t, page, "h1"); got != "Hello, "+name+"!" {
+		t.Fatalf("after login: %q", got)
+	}
+}
+
 func TestBrowserVisitsLoginLogout(t *testing.T) {
 	b := chromium(t)
 	url := serve(t)
@@ -81,9 +98,13 @@ func TestBrowserVisitsLoginLogout(t *testing.T) {
 	if got := text(t, page, "#visits"); !strings.Contains(got, "visited this page 1 time ") {
 		t.Fatalf("first visit: %q", got)
 	}
-	c := sessionCookie(t, page, url, "session")
+	// An anonymous visitor has no session, only the counter's cookie.
+	if c := sessionCookie(t, page, url, sessions.DefaultHostCookieName); c != nil {
+		t.Errorf("an anonymous visit set the session cookie: %+v", c)
+	}
+	c := sessionCookie(t, page, url, visitsHostCookie)
 	if c == nil {
-		t.Fatal("no session cookie after the first visit")
+		t.Fatal("no visit counter cookie after the first visit")
 	}
 	if !c.HTTPOnly || !c.Secure || c.SameSite != proto.NetworkCookieSameSiteLax || c.Path != "/" {
 		t.Errorf("cookie attributes: HttpOnly=%t Secure=%t SameSite=%s Path=%s", c.HTTPOnly, c.Secure, c.SameSite, c.Path)
@@ -98,19 +119,13 @@ func TestBrowserVisitsLoginLogout(t *testing.T) {
 		t.Fatalf("after a reload: %q", got)
 	}
 
-	before := c.Value
-	page.MustElement("input[name=name]").MustInput("Ada")
-	page.MustElement("input[name=remember]").MustClick()
-	wait := page.MustWaitNavigation()
-	page.MustElement("form[action='/login'] button").MustClick()
-	wait()
-	page.MustWaitLoad()
-	if got := text(t, page, "h1"); got != "Hello, Ada!" {
-		t.Fatalf("after login: %q", got)
+	signIn(t, page, "Ada", true)
+	c = sessionCookie(t, page, url, sessions.DefaultHostCookieName)
+	if c == nil {
+		t.Fatalf("login set no %s cookie", sessions.DefaultHostCookieName)
 	}
-	c = sessionCookie(t, page, url, "session")
-	if c == nil || c.Value == before {
-		t.Fatalf("login did not change the session cookie's value")
+	if !c.HTTPOnly || !c.Secure || c.SameSite != proto.NetworkCookieSameSiteLax || c.Path != "/" || c.Domain != "localhost" {
+		t.Errorf("session cookie attributes: HttpOnly=%t Secure=%t SameSite=%s Path=%s Domain=%s", c.HTTPOnly, c.Secure, c.SameSite, c.Path, c.Domain)
 	}
 	// "Keep me signed in" was ticked: the example keeps sessions for a
 	// week, and the browser holds the cookie that long, and not longer.
@@ -118,7 +133,7 @@ func TestBrowserVisitsLoginLogout(t *testing.T) {
 		t.Errorf("cookie expiry: session=%t expires=%v, want a week from now", c.Session, expires)
 	}
 
-	wait = page.MustWaitNavigation()
+	wait := page.MustWaitNavigation()
 	page.MustElement("form[action='/logout'] button").MustClick()
 	wait()
 	page.MustWaitLoad()
@@ -133,24 +148,37 @@ func TestBrowserLogoutRemovesCookie(t *testing.T) {
 	b := chromium(t)
 	url := serve(t)
 	page := open(t, b, url+"/")
+	signIn(t, page, "Ada", false)
 	// Post the logout from a script, so that no redirect follows and the
 	// jar shows what the logout response did.
 	page.MustEval(`() => fetch("/logout", {method: "POST", redirect: "manual"})`)
-	if c := sessionCookie(t, page, url, "session"); c != nil {
-		t.Errorf("the cookie survived logout: %+v", c)
+	for _, name := range []string{sessions.DefaultHostCookieName, visitsHostCookie} {
+		if c := sessionCookie(t, page, url, name); c != nil {
+			t.Errorf("the %s cookie survived logout: %+v", name, c)
+		}
 	}
 }
 
+// TestBrowserHostPrefixCookie signs in over plain http://localhost with the
+// default options: Chromium takes the Secure cookie there, named
+// sessions.DefaultHostCookieName, and the user stays signed in across
+// reloads and navigations.
 func TestBrowserHostPrefixCookie(t *testing.T) {
 	b := chromium(t)
-	url := serve(t, sessions.WithCookieName("__Host-session"))
-	page := open(t, b, url+"/")
-	page.MustReload().MustWaitLoad()
-	if c := sessionCookie(t, page, url, "__Host-session"); c == nil {
-		t.Fatal("the browser refused the __Host- cookie")
+	url := serve(t)
+	if !strings.HasPrefix(url, "http://localhost:") {
+		t.Fatalf("the app is served at %s, want plain http://localhost", url)
 	}
-	if got := text(t, page, "#visits"); !strings.Contains(got, "2 times") {
-		t.Errorf("the __Host- session did not survive a reload: %q", got)
+	page := open(t, b, url+"/")
+	signIn(t, page, "Ada", false)
+	if c := sessionCookie(t, page, url, sessions.DefaultHostCookieName); c == nil {
+		t.Fatalf("the browser refused the %s cookie over http://localhost", sessions.DefaultHostCookieName)
+	}
+	page.MustReload().MustWaitLoad()
+	page.MustNavigate(url + "/sessions").MustWaitLoad()
+	page.MustNavigate(url + "/").MustWaitLoad()
+	if got := text(t, page, "h1"); got != "Hello, Ada!" {
+		t.Errorf("after a reload and a navigation: %q, want the user still signed in", got)
 	}
 }
 
@@ -158,7 +186,8 @@ func TestBrowserOversizedSession(t *testing.T) {
 	b := chromium(t)
 	url := serve(t)
 	page := open(t, b, url+"/")
-	visits := 1
+	signIn(t, page, "Ada", false)
+	visits := 2 // the first visit, and the redirect after the login
 	for range maxNotes {
 		page.MustElement("textarea[name=note]").MustInput(strings.Repeat("x", maxNoteLength))
 		wait := page.MustWaitNavigation()
@@ -268,7 +297,8 @@ func TestBrowserSameSiteLax(t *testing.T) {
 	}
 
 	page := open(t, b, app+"/")
-	if sessionCookie(t, page, app, "session") == nil {
+	signIn(t, page, "Ada", false)
+	if sessionCookie(t, page, app, sessions.DefaultHostCookieName) == nil {
 		t.Fatal("no session to protect")
 	}
 
@@ -309,7 +339,7 @@ func TestBrowserSameSiteLax(t *testing.T) {
 			}
 			ok := false
 			for _, ac := range e.AssociatedCookies {
-				if ac.Cookie != nil && ac.Cookie.Name == "session" && len(ac.BlockedReasons) == 0 {
+				if ac.Cookie != nil && ac.Cookie.Name == sessions.DefaultHostCookieName && len(ac.BlockedReasons) == 0 {
 					ok = true
 				}
 			}
@@ -375,6 +405,7 @@ func TestBrowserCrossOriginPost(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	app := serveOn(t, store)
 	page := open(t, b, app+"/")
+	signIn(t, page, "Ada", false)
 	page.MustElement("textarea[name=note]").MustInput("mine")
 	wait := page.MustWaitNavigation()
 	page.MustElement("form[action='/notes'] button").MustClick()

@@ -6,17 +6,26 @@
 //
 //	go run ./example              # then open http://localhost:8080
 //	go run ./example -addr :9000
-//	go run ./example -tokens header   # tokens in X-Session-Token, for curl and apps
+//	go run ./example -tokens header   # tokens in X-Session-Token (the visit counter in X-Visits-Token), for curl and apps
 //	go run ./example -backend cookie
 //	go run ./example -backend redis -redis-addr 127.0.0.1:6379
 //	go run ./example -backend postgres -postgres-dsn 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable'
 //
-// The default backend keeps sessions in the process's memory, bounded to
-// -max-sessions of them. The cookie backend keeps them in signed cookies;
-// its secret comes from the SESSION_SECRET environment variable (at least
-// 32 bytes), and without it a random secret is made at start, so that
-// sessions do not survive a restart. Cookie sessions cannot be listed or
-// signed out by the server, and the sessions page says so.
+// Only a login stores a session on the server: what a visitor has before
+// signing in, the visit counter, lives in a signed cookie of its own, made
+// by a second manager on the cookie backend, so that any number of
+// anonymous requests (a bot that never logs in included) costs no server
+// storage, and no GET changes what the server stores. Notes need a login.
+//
+// The default backend keeps the signed-in users' sessions in the process's
+// memory, bounded to -max-sessions of them. The cookie backend keeps them
+// in signed cookies. The secrets come from the SESSION_SECRET environment
+// variable (at least 32 bytes): the cookie backend's is SESSION_SECRET
+// itself, the visit counter's is derived from it with HKDF for that one
+// purpose. Without SESSION_SECRET random secrets are made at start, so
+// that visit counters, and cookie sessions, do not survive a restart.
+// Cookie sessions cannot be listed or signed out by the server, and the
+// sessions page says so.
 //
 // Every route is behind net/http's CrossOriginProtection, outside the
 // session middleware: a browser's cross-origin POST is refused with 403
@@ -25,7 +34,9 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -47,22 +58,39 @@ import (
 	"github.com/starsessions/sessions/redis"
 )
 
-// Visitor is what the application keeps in a session.
+// Visitor is what the application keeps in a signed-in user's session, on
+// the server (on the cookie backend, in a cookie).
 type Visitor struct {
-	Name   string
-	Visits int
-	Since  time.Time
-	Notes  []string
+	Name  string
+	Notes []string
 	// LoginAt and Device say, on the sessions page, when and where the
 	// user signed in.
 	LoginAt time.Time
 	Device  string
 }
 
-// tokenHeader is the header tokens travel in with -tokens header.
-const tokenHeader = "X-Session-Token"
+// Visits is what the application keeps for every visitor, signed in or
+// not, in a signed cookie of its own: the server stores nothing for it.
+type Visits struct {
+	Count int
+	Since time.Time
+}
 
-// Anonymous visitors must not be able to grow the store without bound:
+// tokenHeader is the header tokens travel in with -tokens header;
+// visitsHeader carries the visit counter's.
+const (
+	tokenHeader  = "X-Session-Token"
+	visitsHeader = "X-Visits-Token"
+)
+
+// The visit counter's cookie is named visitsHostCookie when it is Secure,
+// which the "__Host-" prefix requires, and visitsCookie otherwise.
+const (
+	visitsHostCookie = "__Host-visits"
+	visitsCookie     = "visits"
+)
+
+// A signed-in user must not be able to grow their session without bound:
 // notes are few and short, and the memory backend holds at most
 // -max-sessions sessions.
 const (
@@ -75,27 +103,27 @@ func main() {
 	insecure := flag.Bool("insecure", false, "send the cookie over plain HTTP to hosts other than localhost (development only)")
 	kind := flag.String("backend", "memory", "where sessions live: memory, cookie, redis or postgres")
 	tokens := flag.String("tokens", "cookie", "how tokens travel: cookie, or header (X-Session-Token, for API clients)")
-	maxSessions := flag.Int("max-sessions", 10000, "the most sessions the memory backend holds")
+	maxSessions := flag.Int("max-sessions", 10000, "the most sessions, one per login, the memory backend holds")
 	redisAddr := flag.String("redis-addr", "127.0.0.1:6379", "Redis server, for -backend redis")
 	postgresDSN := flag.String("postgres-dsn", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL connection string, for -backend postgres")
 	flag.Parse()
 
-	backend, closeBackend, err := openBackend(*kind, *maxSessions, *redisAddr, *postgresDSN)
+	sessionSecret, visitsSecret := secrets()
+	backend, closeBackend, err := openBackend(*kind, *maxSessions, *redisAddr, *postgresDSN, sessionSecret)
 	if err != nil {
 		log.Fatalf("example: %v", err)
 	}
 	defer closeBackend()
-	var opts []sessions.Option
+	set := settings{insecure: *insecure, visitsSecret: visitsSecret}
 	switch *tokens {
 	case "cookie":
-		opts = append(opts, sessions.WithCookieSecure(!*insecure))
 	case "header":
-		opts = append(opts, sessions.WithTokenHeader(tokenHeader))
-		slog.Info("example: session tokens travel in the " + tokenHeader + " header; browsers will not keep them, use the API under /api/")
+		set.headerTokens = true
+		slog.Info("example: session tokens travel in the " + tokenHeader + " header, the visit counter's in " + visitsHeader + "; browsers will not keep them, use the API under /api/")
 	default:
 		log.Fatalf("example: unknown -tokens %q: want cookie or header", *tokens)
 	}
-	app := newApp(backend, opts...)
+	app := newApp(backend, set)
 	host := *addr
 	if strings.HasPrefix(host, ":") {
 		host = "localhost" + host
@@ -109,7 +137,7 @@ func main() {
 
 // openBackend builds the backend the flags ask for, and a function that
 // releases what it holds.
-func openBackend(kind string, maxSessions int, redisAddr, postgresDSN string) (sessions.Backend, func(), error) {
+func openBackend(kind string, maxSessions int, redisAddr, postgresDSN string, cookieSecret []byte) (sessions.Backend, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	switch kind {
@@ -117,7 +145,7 @@ func openBackend(kind string, maxSessions int, redisAddr, postgresDSN string) (s
 		b := memory.New(memory.WithMaxSessions(maxSessions))
 		return b, func() { b.Close() }, nil
 	case "cookie":
-		return cookie.New(secret()), func() {}, nil
+		return cookie.New(cookieSecret), func() {}, nil
 	case "redis":
 		client := goredis.NewClient(&goredis.Options{Addr: redisAddr})
 		if err := client.Ping(ctx).Err(); err != nil {
@@ -141,34 +169,87 @@ func openBackend(kind string, maxSessions int, redisAddr, postgresDSN string) (s
 	return nil, nil, fmt.Errorf("unknown backend %q: want memory, cookie, redis or postgres", kind)
 }
 
-// secret returns the cookie secret from SESSION_SECRET, or a random one.
-func secret() []byte {
+// secrets returns the cookie backend's secret and the visit counter's.
+// From SESSION_SECRET the first is SESSION_SECRET itself, the second
+// derived from it with HKDF under a label of its own, so that neither
+// cookie can stand for the other whatever their names. Without it both
+// are random.
+func secrets() (session, visits []byte) {
 	if s := os.Getenv("SESSION_SECRET"); s != "" {
 		if len(s) < cookie.MinSecretLength {
 			log.Fatalf("SESSION_SECRET must be at least %d bytes", cookie.MinSecretLength)
 		}
-		return []byte(s)
+		v, err := visitsSecretFrom([]byte(s))
+		if err != nil {
+			log.Fatalf("example: deriving the visit counter's secret: %v", err)
+		}
+		return []byte(s), v
 	}
-	slog.Warn("example: SESSION_SECRET is not set; using a random secret, so sessions will not survive a restart")
-	b := make([]byte, 32)
-	rand.Read(b)
-	return b
+	slog.Warn("example: SESSION_SECRET is not set; using random secrets, so visit counters, and cookie sessions, will not survive a restart")
+	session, visits = make([]byte, 32), make([]byte, 32)
+	rand.Read(session)
+	rand.Read(visits)
+	return session, visits
+}
+
+// visitsSecretFrom derives the visit counter's secret from secret.
+func visitsSecretFrom(secret []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, secret, nil, "starsessions example: visit counter cookie", 32)
+}
+
+// settings say how the app's tokens travel.
+type settings struct {
+	// insecure sends the cookies without Secure, for plain HTTP on hosts
+	// other than localhost.
+	insecure bool
+	// headerTokens makes tokens travel in headers (tokenHeader and
+	// visitsHeader) instead of cookies.
+	headerTokens bool
+	// visitsSecret signs the visit counter's cookie: at least
+	// cookie.MinSecretLength bytes, used for nothing else.
+	visitsSecret []byte
 }
 
 type app struct {
-	mgr *sessions.Manager[Visitor]
+	// mgr holds signed-in users' sessions; visits every visitor's counter,
+	// in a signed cookie.
+	mgr    *sessions.Manager[Visitor]
+	visits *sessions.Manager[Visits]
 }
 
-// newApp returns the application over backend; opts come after its own
-// options, so they can override them.
-func newApp(backend sessions.Backend, opts ...sessions.Option) *app {
-	opts = append([]sessions.Option{
-		sessions.WithLifetime(7 * 24 * time.Hour),
-		sessions.WithIdleTimeout(2 * time.Hour),
-		sessions.WithErrorHandler(sessionError),
-		sessions.WithAuditTrail(),
-	}, opts...)
-	return &app{mgr: sessions.New[Visitor](backend, opts...)}
+// newApp returns the application over backend. opts come after the
+// session manager's own options, so they can override them; they do not
+// reach the visit counter's manager.
+func newApp(backend sessions.Backend, set settings, opts ...sessions.Option) *app {
+	transport := []sessions.Option{sessions.WithTokenHeader(tokenHeader)}
+	visitsTransport := []sessions.Option{sessions.WithTokenHeader(visitsHeader)}
+	if !set.headerTokens {
+		name := visitsHostCookie
+		if set.insecure {
+			name = visitsCookie
+		}
+		transport = []sessions.Option{sessions.WithCookieSecure(!set.insecure)}
+		visitsTransport = []sessions.Option{sessions.WithCookieSecure(!set.insecure), sessions.WithCookieName(name)}
+	}
+	// common returns the options both managers share, then extra.
+	common := func(extra ...[]sessions.Option) []sessions.Option {
+		o := []sessions.Option{
+			sessions.WithLifetime(7 * 24 * time.Hour),
+			sessions.WithIdleTimeout(2 * time.Hour),
+			sessions.WithErrorHandler(sessionError),
+		}
+		for _, e := range extra {
+			o = append(o, e...)
+		}
+		return o
+	}
+	// The audit trail records logins, logouts and revocations: not each
+	// anonymous visitor's counter, which would let a bot flood the log.
+	audit := []sessions.Option{sessions.WithAuditTrail()}
+	return &app{
+		mgr:    sessions.New[Visitor](backend, common(audit, transport, opts)...),
+		visits: sessions.New[Visits](cookie.New(set.visitsSecret), common(visitsTransport)...),
+	}
 }
 
 func (a *app) routes() http.Handler {
@@ -188,7 +269,7 @@ func (a *app) routes() http.Handler {
 	// forged cross-origin request is refused before any session is loaded
 	// or saved. Requests without Origin or Sec-Fetch-Site, such as curl's,
 	// are not a browser's, and pass.
-	return http.NewCrossOriginProtection().Handler(a.mgr.Middleware(mux))
+	return http.NewCrossOriginProtection().Handler(a.visits.Middleware(a.mgr.Middleware(mux)))
 }
 
 // apiSession answers the session as JSON, counting the visit.
@@ -197,14 +278,36 @@ func (a *app) apiSession(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	s.Update(func(v *Visitor) { v.Visits++ })
+	vs := a.countVisit(r)
 	v := s.Value()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(struct {
 		Name   string   `json:"name"`
 		Visits int      `json:"visits"`
 		Notes  []string `json:"notes"`
-	}{v.Name, v.Visits, v.Notes})
+	}{v.Name, vs.Count, v.Notes})
+}
+
+// countVisit counts a visit in the visitor's counter, a signed cookie, and
+// returns it. A counter that cannot be loaded (a failing cookie backend
+// cannot happen: it reads no store) shows as zero.
+func (a *app) countVisit(r *http.Request) Visits {
+	vs, err := a.visits.Get(r)
+	if err != nil {
+		slog.ErrorContext(r.Context(), "example: loading the visit counter", "err", err)
+		return Visits{}
+	}
+	// A counter is a read-modify-write: Update replays it when it can.
+	// Cookies are last-write-wins, so of two tabs' visits at the same
+	// moment one may be lost: a visit counter can live with that.
+	now := time.Now().UTC().Truncate(time.Second)
+	vs.Update(func(v *Visits) {
+		v.Count++
+		if v.Since.IsZero() {
+			v.Since = now
+		}
+	})
+	return vs.Value()
 }
 
 // done answers a change: a redirect for a form, a 204 for the API.
@@ -272,23 +375,23 @@ func (a *app) signedIn(w http.ResponseWriter, r *http.Request) (*sessions.Sessio
 	return s, owner
 }
 
+// homeView is what the start page shows.
+type homeView struct {
+	Visitor
+	Visits
+}
+
+// home shows the start page. It changes nothing on the server: the visit
+// goes to the visitor's own counter cookie, and a visitor who is not
+// signed in has no session to store.
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	s := a.session(w, r)
 	if s == nil {
 		return
 	}
-	// A counter is a read-modify-write: Update replays it on a session
-	// that another tab saved meanwhile, so no visit is lost.
-	now := time.Now().UTC().Truncate(time.Second)
-	s.Update(func(v *Visitor) {
-		v.Visits++
-		if v.Since.IsZero() {
-			v.Since = now
-		}
-	})
-	v := s.Value()
+	view := homeView{Visitor: s.Value(), Visits: a.countVisit(r)}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := page.Execute(w, v); err != nil && !errors.Is(err, sessions.ErrNotSaved) {
+	if err := page.Execute(w, view); err != nil && !errors.Is(err, sessions.ErrNotSaved) {
 		slog.ErrorContext(r.Context(), "example: rendering", "err", err)
 	}
 }
@@ -320,11 +423,18 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	done(w, r, "/")
 }
 
-// addNote appends a note to the session: an easy way to see what happens
-// when a cookie session grows past what a cookie can hold.
+// addNote appends a note to the signed-in user's session: an easy way to
+// see what happens when a cookie session grows past what a cookie can
+// hold. A visitor who is not signed in has no session to keep notes in,
+// and gets none: storing one for them would let anonymous requests fill
+// the store.
 func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 	s := a.session(w, r)
 	if s == nil {
+		return
+	}
+	if s.Owner() == "" {
+		errorPage(w, http.StatusForbidden, "Please log in to keep notes.")
 		return
 	}
 	note := strings.TrimSpace(r.PostFormValue("note"))
@@ -350,12 +460,17 @@ func (a *app) addNote(w http.ResponseWriter, r *http.Request) {
 	done(w, r, "/")
 }
 
+// logout destroys the session and the visit counter: nothing of the
+// visitor stays on the device.
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	s := a.session(w, r)
 	if s == nil {
 		return
 	}
 	s.Destroy()
+	if vs, err := a.visits.Get(r); err == nil {
+		vs.Destroy()
+	}
 	done(w, r, "/")
 }
 
@@ -426,7 +541,7 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;line-height:1.5}</style></head>
 <body>
 <h1>{{if .Name}}Hello, {{.Name}}!{{else}}Hello, visitor!{{end}}</h1>
-<p id="visits">You have visited this page <strong>{{.Visits}}</strong> time{{if ne .Visits 1}}s{{end}} in this session (since {{.Since.Format "2006-01-02 15:04:05"}} UTC).</p>
+<p id="visits">You have visited this page <strong>{{.Count}}</strong> time{{if ne .Count 1}}s{{end}} in this session (since {{.Since.Format "2006-01-02 15:04:05"}} UTC).</p>
 {{if .Name}}
 <p><a id="sessions" href="/sessions">Your sessions</a></p>
 <form method="post" action="/logout"><button type="submit">Log out</button></form>
@@ -438,14 +553,19 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 </form>
 {{end}}
 <h2>Notes</h2>
+{{if .Name}}
 {{if .Notes}}<ul id="notes">{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{else}}<p>No notes yet.</p>{{end}}
 <form method="post" action="/notes">
   <label>Note <textarea name="note" rows="2" cols="40" maxlength="200"></textarea></label>
   <button type="submit">Add note</button>
 </form>
-<p><small>Reload to count visits. Logging in gives the session a new ID and ties it to your name;
-logging out destroys it. Notes live in the session too: on the cookie backend, enough of them make
-the session too large for a cookie.</small></p>
+{{else}}
+<p id="notes-login">Log in to keep notes.</p>
+{{end}}
+<p><small>Reload to count visits: the counter lives in a signed cookie of its own, so that a
+visitor who is not signed in costs the server nothing. Logging in stores a session, with a new ID,
+tied to your name; logging out destroys it, and the counter. Notes live in the session: on the
+cookie backend, enough of them make the session too large for a cookie.</small></p>
 </body>
 </html>
 `))
