@@ -79,6 +79,7 @@ const DefaultPrefix = "session:"
 type Backend struct {
 	client goredis.UniversalClient
 	prefix string
+	now    func() time.Time // the application's clock; a seam for tests
 }
 
 var (
@@ -103,7 +104,7 @@ func WithPrefix(prefix string) Option { return func(b *Backend) { b.prefix = pre
 // anything else that is a redis.UniversalClient. The caller owns the
 // client and closes it.
 func New(client goredis.UniversalClient, opts ...Option) *Backend {
-	b := &Backend{client: client, prefix: DefaultPrefix}
+	b := &Backend{client: client, prefix: DefaultPrefix, now: time.Now}
 	for _, opt := range opts {
 		opt(b)
 	}
@@ -168,7 +169,7 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 	if !sessions.ValidID(token) {
 		return sessions.Record{}, false, nil
 	}
-	start := time.Now()
+	start := b.now()
 	vals, err := readScript.Run(ctx, b.client, []string{b.key(token)}).Slice()
 	if errors.Is(err, goredis.Nil) {
 		return sessions.Record{}, false, nil
@@ -356,13 +357,13 @@ const indexScores = 4096
 func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.VersionedWrite, pending bool) error {
 	deadline := w.Deadline.UnixMilli()
 	if w.Deadline.IsZero() {
-		deadline = time.Now().Add(w.TTL).UnixMilli()
+		deadline = b.now().Add(w.TTL).UnixMilli()
 	}
 	score, mode := float64(deadline)-1, "NX"
 	if !pending {
 		score, mode = float64(deadline)+float64(1+rand.N(indexScores-1))/indexScores, ""
 	}
-	err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, member(sum), score, time.Now().UnixMilli(), mode).Err()
+	err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, member(sum), score, b.now().UnixMilli(), mode).Err()
 	if err != nil {
 		return fmt.Errorf("redis: indexing session by owner: %w", err)
 	}
@@ -376,7 +377,7 @@ func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.V
 // so it runs on the primary even when the client may read from replicas.
 func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedRecord, error) {
 	idx := b.ownerKey(owner)
-	now := time.Now()
+	now := b.now()
 	scored, err := listScript.Run(ctx, b.client, []string{idx}, now.UnixMilli()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redis: listing an owner's sessions: %w", err)
