@@ -12,7 +12,10 @@
 //
 // Each owner has an index, a sorted set under prefix + "owner:" +
 // base64url(SHA-256 of the owner), of its sessions' keys, scored by the end
-// of each session's lifetime and expiring with the last of them. It is a
+// of each session's lifetime and expiring with the last of them. Scores
+// are kept by the Redis server's clock (TIME, inside the scripts), so that
+// application servers whose clocks disagree neither prune nor hide each
+// other's entries. It is a
 // key of its own (in Cluster mode, in another slot than the sessions), so
 // it is kept in step by round trips of its own, and only when an owner
 // changes: it gains a session before the write that gives the session
@@ -221,30 +224,64 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return cur + 1
 `)
 
-// indexScript drops the entries of the owner index KEYS[1] whose score is
-// before ARGV[3] (now), adds ARGV[1] with score ARGV[2] (about the end of
-// the session's lifetime, Unix milliseconds), only if it is not there yet
-// when ARGV[4] is "NX", and makes the index expire with its last entry. It
-// touches one key, so it runs in Cluster mode too.
-var indexScript = goredis.NewScript(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-if ARGV[4] == 'NX' then
-	redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
-else
-	redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+// serverNow is Lua that sets now to the Redis server's time in Unix
+// milliseconds. Index scores are kept by it, never by an application's
+// clock: application servers' clocks disagree, and one that runs ahead
+// would otherwise prune, or hide from a listing, the entries another one
+// made. Calling TIME before writing needs effects replication, the
+// default since Redis 5 (and the only mode since 7), which
+// redis.replicate_commands asks for on older servers.
+const serverNow = `
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// indexLua is Lua that indexes the session ARGV[1] in the owner index
+// KEYS[idx]: it drops the entries whose score is before now, and adds
+// ARGV[1] with a score of now + ARGV[2] (the session's remaining lifetime
+// in milliseconds). With ARGV[3] = "NX" (an entry for a write still to
+// come) the score is a millisecond less, and the entry is added only if
+// it is not there yet; otherwise ARGV[3] is a fraction of a millisecond,
+// in 4096ths, to add, and the score must differ from the entry's current
+// one. It runs after serverNow; expire then makes the index expire with
+// its last entry.
+const indexLua = `
+local function index(idx)
+	redis.call('ZREMRANGEBYSCORE', KEYS[idx], '-inf', '(' .. now)
+	local deadline = now + tonumber(ARGV[2])
+	if ARGV[3] == 'NX' then
+		redis.call('ZADD', KEYS[idx], 'NX', string.format('%.17g', deadline - 1), ARGV[1])
+		return
+	end
+	local score = deadline + tonumber(ARGV[3]) / 4096
+	if tonumber(redis.call('ZSCORE', KEYS[idx], ARGV[1]) or '-1') == score then
+		score = score + 1 / 4096
+	end
+	redis.call('ZADD', KEYS[idx], string.format('%.17g', score), ARGV[1])
 end
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if last[2] then
-	redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2])))
+
+local function expire(idx)
+	local last = redis.call('ZRANGE', KEYS[idx], -1, -1, 'WITHSCORES')
+	if last[2] then
+		redis.call('PEXPIREAT', KEYS[idx], math.ceil(tonumber(last[2])))
+	end
 end
+`
+
+// indexScript indexes a session in the owner index KEYS[1], as indexLua
+// says. It touches one key, so it runs in Cluster mode too.
+var indexScript = goredis.NewScript(serverNow + indexLua + `
+index(1)
+expire(1)
 return 1
 `)
 
 // listScript returns the members of the owner index KEYS[1] whose score
-// is ARGV[1] (now) or later, with their scores. A script, so that it runs
-// on the primary, where the session writes go.
-var listScript = goredis.NewScript(`
-return redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES')
+// is the server's time or later, with their scores. A script, so that it
+// runs on the primary, where the session writes go.
+var listScript = goredis.NewScript(serverNow + `
+return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf', 'WITHSCORES')
 `)
 
 // ownedScript returns the record, version, owner and remaining time to
@@ -352,22 +389,33 @@ const indexScores = 4096
 // millisecond before the end of the session's lifetime, unless it is
 // there already: a pending write must not take a written one's score
 // back, as a losing double-submitted login would. After the write, it is
-// set to the end of the lifetime plus a random fraction of a millisecond,
-// its own among the session's writes, with 4,095 to one odds.
+// set to the end of the lifetime plus a random fraction of a millisecond
+// that differs from the entry's score before.
+//
+// The end of the lifetime is counted on the Redis server's clock: the
+// session's remaining lifetime, by this application's clock, from the
+// server's time.
 func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.VersionedWrite, pending bool) error {
-	deadline := w.Deadline.UnixMilli()
-	if w.Deadline.IsZero() {
-		deadline = b.now().Add(w.TTL).UnixMilli()
-	}
-	score, mode := float64(deadline)-1, "NX"
+	mode := "NX"
 	if !pending {
-		score, mode = float64(deadline)+float64(1+rand.N(indexScores-1))/indexScores, ""
+		mode = strconv.Itoa(1 + rand.N(indexScores-1))
 	}
-	err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, member(sum), score, b.now().UnixMilli(), mode).Err()
+	err := indexScript.Run(ctx, b.client, []string{b.ownerKey(w.Owner)}, member(sum), b.remaining(w), mode).Err()
 	if err != nil {
 		return fmt.Errorf("redis: indexing session by owner: %w", err)
 	}
 	return nil
+}
+
+// remaining returns, in milliseconds, how long w's session may live: until
+// its deadline, and never less than the TTL of the write, so that no entry
+// ends before its session's key.
+func (b *Backend) remaining(w sessions.VersionedWrite) int64 {
+	d := w.TTL
+	if !w.Deadline.IsZero() {
+		d = max(d, w.Deadline.Sub(b.now()))
+	}
+	return max(d.Milliseconds(), 1)
 }
 
 // Owned returns the live sessions whose owner is owner: the members of the
@@ -378,7 +426,7 @@ func (b *Backend) index(ctx context.Context, sum [sha256.Size]byte, w sessions.V
 func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedRecord, error) {
 	idx := b.ownerKey(owner)
 	now := b.now()
-	scored, err := listScript.Run(ctx, b.client, []string{idx}, now.UnixMilli()).StringSlice()
+	scored, err := listScript.Run(ctx, b.client, []string{idx}).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redis: listing an owner's sessions: %w", err)
 	}
