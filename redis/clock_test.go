@@ -30,8 +30,9 @@ func newAppServer(client goredis.UniversalClient, prefix string, skew time.Durat
 }
 
 // ownerHandler serves /login, which gives the session a new token and
-// the owner "ann", and reports on every request whether the session is
-// new.
+// the owner "ann", and /peek, which only reads the session; every other
+// path counts a request in the session. It reports whether the session
+// is new.
 func ownerHandler(m *sessions.Manager[struct{ N int }]) http.Handler {
 	return m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := m.Get(r)
@@ -39,9 +40,13 @@ func ownerHandler(m *sessions.Manager[struct{ N int }]) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		if r.URL.Path == "/login" {
+		switch r.URL.Path {
+		case "/login":
 			s.Regenerate()
 			s.SetOwner("ann")
+		case "/peek":
+			fmt.Fprintf(w, "new=%t", s.IsNew())
+			return
 		}
 		s.Update(func(v *struct{ N int }) { v.N++ })
 		fmt.Fprintf(w, "new=%t", s.IsNew())
@@ -61,7 +66,7 @@ func (a appServer) login(t *testing.T) *http.Cookie {
 // isNew reports whether a request with cookie c gets a fresh session.
 func (a appServer) isNew(t *testing.T, c *http.Cookie) bool {
 	t.Helper()
-	rec, _ := send(a.h, "/", c)
+	rec, _ := send(a.h, "/peek", c)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("request: status %d %q", rec.Code, rec.Body)
 	}

@@ -12,7 +12,10 @@
 //
 // Each owner has an index, a sorted set under prefix + "owner:" +
 // base64url(SHA-256 of the owner), of its sessions' keys, scored by the end
-// of each session's lifetime and expiring with the last of them. Scores
+// of each session's lifetime. It has no expiry of its own: its entries go
+// by score, when the owner's sessions are next written or listed, and
+// Redis deletes the key with its last entry, so an owner who never comes
+// back leaves an index of a few dozen bytes a session. Scores
 // are kept by the Redis server's clock (TIME, inside the scripts), so that
 // application servers whose clocks disagree neither prune nor hide each
 // other's entries. It is a
@@ -28,6 +31,23 @@
 // A key under the prefix that the backend did not write (of another type,
 // or a hash without a record) is reported as [sessions.ErrCorrupt], never
 // overwritten.
+//
+// # Eviction
+//
+// Run Redis with maxmemory-policy noeviction or a volatile-* policy.
+// Under a volatile-* policy a full Redis evicts only keys with an expiry,
+// which owner indexes do not have, so that an index outlives its sessions
+// and RevokeAll reaches them all. Under an allkeys-* policy any key can
+// go, and a revocation would find nothing to end while the sessions live
+// on: the backend reads the policy of every server it uses from INFO
+// memory (which managed services that rename CONFIG still answer), at
+// most once a minute, and while one is allkeys-*, listing and revoking by
+// owner ([Backend.Owned], [Backend.RemoveOwned], and so
+// [sessions.Manager.Sessions], Revoke and RevokeAll) fail with
+// [ErrEvictionPolicy], and the backend logs one warning through
+// [log/slog.Default]. Sessions themselves keep working. A server that
+// refuses INFO is not refused, but the backend warns that it could not
+// check.
 //
 // # Guarantees
 //
@@ -66,6 +86,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -83,7 +104,15 @@ type Backend struct {
 	client goredis.UniversalClient
 	prefix string
 	now    func() time.Time // the application's clock; a seam for tests
+	logger *slog.Logger     // nil: slog.Default(); a seam for tests
+	policy policyCheck
 }
+
+// ErrEvictionPolicy is what listing and revoking by owner fail with while
+// a server's maxmemory-policy is allkeys-*, under which a full Redis can
+// evict an owner index while its sessions live; see the package
+// documentation's "Eviction".
+var ErrEvictionPolicy = errors.New("redis: the server's maxmemory-policy can evict owner indexes")
 
 var (
 	_ sessions.Backend          = (*Backend)(nil)
@@ -107,7 +136,7 @@ func WithPrefix(prefix string) Option { return func(b *Backend) { b.prefix = pre
 // anything else that is a redis.UniversalClient. The caller owns the
 // client and closes it.
 func New(client goredis.UniversalClient, opts ...Option) *Backend {
-	b := &Backend{client: client, prefix: DefaultPrefix, now: time.Now}
+	b := &Backend{client: client, prefix: DefaultPrefix, now: time.Now, policy: policyCheck{lock: make(chan struct{}, 1)}}
 	for _, opt := range opts {
 		opt(b)
 	}
@@ -244,8 +273,13 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // come) the score is a millisecond less, and the entry is added only if
 // it is not there yet; otherwise ARGV[3] is a fraction of a millisecond,
 // in 4096ths, to add, and the score must differ from the entry's current
-// one. It runs after serverNow; expire then makes the index expire with
-// its last entry.
+// one. It runs after serverNow.
+//
+// The index never expires (PERSIST undoes the expiry that earlier
+// versions gave it): under a volatile-* maxmemory-policy, a full Redis
+// evicts only keys with an expiry, and an index, rarely read, would go
+// before its sessions. Its entries go by score instead, and Redis deletes
+// a sorted set that loses its last one.
 const indexLua = `
 local function index(idx)
 	redis.call('ZREMRANGEBYSCORE', KEYS[idx], '-inf', '(' .. now)
@@ -259,13 +293,7 @@ local function index(idx)
 		score = score + 1 / 4096
 	end
 	redis.call('ZADD', KEYS[idx], string.format('%.17g', score), ARGV[1])
-end
-
-local function expire(idx)
-	local last = redis.call('ZRANGE', KEYS[idx], -1, -1, 'WITHSCORES')
-	if last[2] then
-		redis.call('PEXPIREAT', KEYS[idx], math.ceil(tonumber(last[2])))
-	end
+	redis.call('PERSIST', KEYS[idx])
 end
 `
 
@@ -273,7 +301,6 @@ end
 // says. It touches one key, so it runs in Cluster mode too.
 var indexScript = goredis.NewScript(serverNow + indexLua + `
 index(1)
-expire(1)
 return 1
 `)
 
@@ -424,6 +451,9 @@ func (b *Backend) remaining(w sessions.VersionedWrite) int64 {
 // index, unless they were indexed again meanwhile. Every read is a script,
 // so it runs on the primary even when the client may read from replicas.
 func (b *Backend) Owned(ctx context.Context, owner string) ([]sessions.OwnedRecord, error) {
+	if err := b.checkPolicy(ctx); err != nil {
+		return nil, err
+	}
 	idx := b.ownerKey(owner)
 	now := b.now()
 	scored, err := listScript.Run(ctx, b.client, []string{idx}).StringSlice()
@@ -501,6 +531,9 @@ func ownedRecord(m string, vals []any, owner string, now time.Time) (sessions.Ow
 // RemoveOwned deletes the session whose HashToken is key if its owner is
 // owner, and then drops it from the owner's index.
 func (b *Backend) RemoveOwned(ctx context.Context, owner string, key [sha256.Size]byte) (bool, error) {
+	if err := b.checkPolicy(ctx); err != nil {
+		return false, err
+	}
 	n, err := removeOwnedScript.Run(ctx, b.client, []string{b.hashKey(key)}, owner).Int64()
 	if err != nil {
 		return false, fmt.Errorf("redis: revoking session: %w", err)

@@ -136,13 +136,13 @@ func TestKeyIsHashOfToken(t *testing.T) {
 }
 
 // privateRedis starts a server of the test's own, for tests that stop,
-// freeze or reconfigure it.
-func privateRedis(t *testing.T) *testserver.Redis {
+// freeze or reconfigure it, with args added to its command line.
+func privateRedis(t *testing.T, args ...string) *testserver.Redis {
 	t.Helper()
 	if singleErr != nil {
 		testserver.Skip(t, singleErr)
 	}
-	srv, err := testserver.StartRedis()
+	srv, err := testserver.StartRedis(args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,9 +25,10 @@ type Redis struct {
 	exited  chan struct{}
 }
 
-// StartRedis starts a redis-server on a free loopback port. Stop it with
-// Close.
-func StartRedis() (*Redis, error) { return startRedis(false) }
+// StartRedis starts a redis-server on a free loopback port, with args
+// added to its command line (such as "--maxmemory-policy", "allkeys-lru").
+// Stop it with Close.
+func StartRedis(args ...string) (*Redis, error) { return startRedis(false, args...) }
 
 func startRedis(cluster bool, extra ...string) (*Redis, error) {
 	if _, err := lookPath("redis-server", "redis-server"); err != nil {
