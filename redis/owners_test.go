@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,7 +100,7 @@ func TestListingPrunesWhatIsGone(t *testing.T) {
 	}
 	// Moved to bob by a write whose clean-up of ann's index did not run:
 	// the record names bob, ann's index still has it.
-	if err := b.write(ctx, b.key(moved), []byte("x"), time.Hour, "1", "1", "bob"); err != nil {
+	if _, err := b.write(ctx, b.key(moved), []byte("x"), time.Hour, "1", "1", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.index(ctx, sessions.HashToken(never), sessions.VersionedWrite{Owner: "ann", TTL: time.Hour}, true); err != nil {
@@ -287,7 +288,7 @@ func TestListingKeepsWhatChangedMeanwhile(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.beforePrune = func() {
-				if err := b.write(ctx, b.hashKey(sum), w.Data, w.TTL, "0", "1", "ann"); err != nil {
+				if _, err := b.write(ctx, b.hashKey(sum), w.Data, w.TTL, "0", "1", "ann"); err != nil {
 					t.Error(err)
 				}
 				b.index(ctx, sum, w, false)
@@ -331,6 +332,109 @@ func TestListingKeepsWhatChangedMeanwhile(t *testing.T) {
 			}
 			if len(got) != 1 || got[0].Key != sessions.HashToken(id) {
 				t.Errorf("ann's live session listed %d times, want once", len(got))
+			}
+		})
+	}
+}
+
+// faultyIndex pauses the first write of a session (closing reached, then
+// waiting for release), and fails every indexing of a session by owner
+// that follows it, as a connection lost between the two would.
+type faultyIndex struct {
+	reached, release chan struct{}
+	once             sync.Once
+	written          atomic.Bool
+}
+
+func (f *faultyIndex) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (f *faultyIndex) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+func (f *faultyIndex) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if cmd.Name() != "evalsha" && cmd.Name() != "eval" {
+			return next(ctx, cmd)
+		}
+		switch script := cmd.Args()[1]; {
+		case script == writeScript.Hash():
+			f.once.Do(func() {
+				close(f.reached)
+				<-f.release
+			})
+			err := next(ctx, cmd)
+			f.written.Store(true)
+			return err
+		case script == indexScript.Hash() && f.written.Load():
+			err := errors.New("injected: connection lost")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// When the write of a session that gains an owner succeeds and the
+// indexing that follows fails, after a listing pruned the entry made
+// before the write, the session must not live on unlisted, where
+// RevokeAll never finds it: the save fails, and the session is gone or
+// listed.
+func TestIndexFailureAfterWrite(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		client func(t *testing.T, hook goredis.Hook) goredis.UniversalClient
+	}{
+		{"single", func(t *testing.T, hook goredis.Hook) goredis.UniversalClient {
+			c := goredis.NewClient(&goredis.Options{Addr: singleClient(t).Options().Addr})
+			t.Cleanup(func() { c.Close() })
+			c.AddHook(hook)
+			return c
+		}},
+		{"cluster", func(t *testing.T, hook goredis.Hook) goredis.UniversalClient {
+			c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: clusterClient(t).Options().Addrs})
+			t.Cleanup(func() { c.Close() })
+			c.AddHook(hook)
+			return c
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &faultyIndex{reached: make(chan struct{}), release: make(chan struct{})}
+			prefix := newPrefix()
+			faulty := New(tc.client(t, f), WithPrefix(prefix))
+			var healthy *Backend
+			if tc.name == "single" {
+				healthy = New(singleClient(t), WithPrefix(prefix))
+			} else {
+				healthy = New(clusterClient(t), WithPrefix(prefix))
+			}
+
+			id := sessions.NewID()
+			done := make(chan error, 1)
+			go func() {
+				_, err := faulty.WriteIfVersion(ctx, sessions.VersionedWrite{ID: id, Data: []byte("x"), TTL: time.Hour,
+					Owner: "ann", Deadline: time.Now().Add(time.Hour)})
+				done <- err
+			}()
+			<-f.reached
+			if _, err := healthy.Owned(ctx, "ann"); err != nil { // prunes the entry of the session not written yet
+				t.Fatal(err)
+			}
+			close(f.release)
+			if err := <-done; err == nil {
+				t.Error("WriteIfVersion reported success although the session is not indexed")
+			}
+			_, found, err := healthy.Read(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed, err := healthy.Owned(ctx, "ann")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found && len(listed) != 1 {
+				t.Errorf("the session lives, and ann's index lists %d sessions; want it listed, or gone", len(listed))
 			}
 		})
 	}

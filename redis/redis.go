@@ -26,7 +26,9 @@
 // away. It can therefore lag behind the sessions for a moment, or for good
 // when a process stops between the two; listing an owner's sessions checks
 // each session's own owner field and prunes entries that no longer match
-// or whose session is gone.
+// or whose session is gone. When indexing after the write fails, the
+// save fails and the backend removes the session it wrote, rather than
+// leave a session that a revocation might never find.
 //
 // A key under the prefix that the backend did not write (of another type,
 // or a hash without a record) is reported as [sessions.ErrCorrupt], never
@@ -355,7 +357,8 @@ return 1
 // Write stores data under id, to expire after ttl, and returns id as the
 // token. The record keeps its owner.
 func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Duration) (string, error) {
-	return id, b.write(ctx, b.key(id), data, ttl, "any", "0", "")
+	_, err := b.write(ctx, b.key(id), data, ttl, "any", "0", "")
+	return id, err
 }
 
 // WriteIfVersion is Write that succeeds only if the record for w.ID has
@@ -369,22 +372,28 @@ func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Du
 // next listed. A listing may run between the two and prune the entry of a
 // session it does not find yet, so a round trip after the write indexes
 // the session again, under a score of its own that a listing's pruning
-// leaves alone. The previous owner's index loses the session after the
-// write. Both are as best they can be: once the record is written,
-// WriteIfVersion reports success.
+// leaves alone. If that fails, the session may be missing from the index,
+// where no revocation would find it: WriteIfVersion then removes the
+// record it wrote (unless it changed since) and fails. The previous
+// owner's index loses the session after the write, as best it can: a
+// listing prunes what is left.
 func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	sum := sessions.HashToken(w.ID)
+	key := b.hashKey(sum)
 	reindex := w.Owner != w.PreviousOwner
 	if reindex && w.Owner != "" {
 		if err := b.index(ctx, sum, w, true); err != nil {
 			return "", err
 		}
 	}
-	if err := b.write(ctx, b.hashKey(sum), w.Data, w.TTL, strconv.FormatUint(w.Version, 10), "1", w.Owner); err != nil {
+	version, err := b.write(ctx, key, w.Data, w.TTL, strconv.FormatUint(w.Version, 10), "1", w.Owner)
+	if err != nil {
 		return "", err
 	}
 	if reindex && w.Owner != "" {
-		b.index(ctx, sum, w, false) // a failure leaves the pending entry, which listing keeps while the session is live
+		if err := b.index(ctx, sum, w, false); err != nil {
+			return "", b.unwrite(ctx, key, version, err)
+		}
 	}
 	if reindex && w.PreviousOwner != "" {
 		b.client.ZRem(ctx, b.ownerKey(w.PreviousOwner), member(sum)) // listing prunes it otherwise
@@ -392,16 +401,34 @@ func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite)
 	return w.ID, nil
 }
 
-func (b *Backend) write(ctx context.Context, key string, data []byte, ttl time.Duration, version, setOwner, owner string) error {
+// unwrite removes the record under key, of the given version, that a
+// write left out of its owner's index, and returns the error that
+// indexing it failed with, and what else went wrong.
+func (b *Backend) unwrite(ctx context.Context, key string, version int64, indexErr error) error {
+	// The request's context may be what ended the indexing.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unwriteTimeout)
+	defer cancel()
+	err := removeScript.Run(ctx, b.client, []string{key}, version).Err()
+	if err != nil {
+		return fmt.Errorf("%w; removing the unindexed session failed too, so it lives unlisted until it expires: %v", indexErr, err)
+	}
+	return fmt.Errorf("%w; the session was removed", indexErr)
+}
+
+// unwriteTimeout bounds unwrite's removal.
+const unwriteTimeout = 5 * time.Second
+
+// write runs writeScript on key and returns the record's new version.
+func (b *Backend) write(ctx context.Context, key string, data []byte, ttl time.Duration, version, setOwner, owner string) (int64, error) {
 	ms := max(ttl.Milliseconds(), 1)
 	n, err := writeScript.Run(ctx, b.client, []string{key}, version, data, ms, setOwner, owner).Int64()
 	if err != nil {
-		return scriptErr("saving session", err)
+		return 0, scriptErr("saving session", err)
 	}
 	if n < 0 {
-		return sessions.ErrConflict
+		return 0, sessions.ErrConflict
 	}
-	return nil
+	return n, nil
 }
 
 // indexScores is how many scores a written session's index entry can
