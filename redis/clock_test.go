@@ -30,8 +30,8 @@ func newAppServer(client goredis.UniversalClient, prefix string, skew time.Durat
 }
 
 // ownerHandler serves /login, which gives the session a new token and
-// the owner "ann", and /peek, which only reads the session; every other
-// path counts a request in the session. It reports whether the session
+// the owner "ann", /peek, which only reads the session, and /logout;
+// every other path counts a request in the session. It reports whether the session
 // is new.
 func ownerHandler(m *sessions.Manager[struct{ N int }]) http.Handler {
 	return m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -46,6 +46,9 @@ func ownerHandler(m *sessions.Manager[struct{ N int }]) http.Handler {
 			s.SetOwner("ann")
 		case "/peek":
 			fmt.Fprintf(w, "new=%t", s.IsNew())
+			return
+		case "/logout":
+			s.Destroy()
 			return
 		}
 		s.Update(func(v *struct{ N int }) { v.N++ })

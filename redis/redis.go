@@ -61,7 +61,9 @@
 //
 // Redis replicates asynchronously: after a failover, writes the old
 // primary acknowledged but had not replicated are lost, and a session may
-// go back to an earlier version. Requests during the failover fail (errors
+// go back to an earlier version, or come back after a logout or a
+// revocation. [WithWaitReplicas] makes every removal wait for replicas,
+// and fail with [ErrNotReplicated] when too few acknowledged it. Requests during the failover fail (errors
 // such as READONLY or connection refused) and reach the manager's error
 // handler as 5xx responses; once the client sees the new primary, requests
 // work again without restarting the application. Reads are scripts, which
@@ -75,7 +77,8 @@
 // that the manager knows the record's expiry), one per save (EVALSHA), one
 // per touch (PEXPIRE), which an idle timeout needs only once per hundredth
 // of the timeout; a regenerate adds one for removing the old key, and a
-// change of owner two for the index. Listing an owner's sessions takes
+// change of owner two for the index. Under [WithWaitReplicas], a removal
+// takes one more, which lasts until the replicas acknowledge it. Listing an owner's sessions takes
 // three round trips whatever their number (their keys, then all of them in
 // one pipeline, then pruning), and no more work than their number; like
 // every read, they are scripts, which run on the primary. Every call
@@ -108,6 +111,10 @@ type Backend struct {
 	now    func() time.Time // the application's clock; a seam for tests
 	logger *slog.Logger     // nil: slog.Default(); a seam for tests
 	policy policyCheck
+	// waitReplicas and waitTimeout are WithWaitReplicas's: every removal
+	// waits for that many replicas; 0 for none.
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // ErrEvictionPolicy is what listing and revoking by owner fail with while
@@ -133,6 +140,36 @@ type Option func(*Backend)
 // or every session lands in one slot.
 func WithPrefix(prefix string) Option { return func(b *Backend) { b.prefix = prefix } }
 
+// ErrNotReplicated is what a removal fails with, under [WithWaitReplicas],
+// when fewer replicas than asked acknowledged it in time. The removal is
+// done on the primary all the same; only its survival of a failover is in
+// doubt.
+var ErrNotReplicated = errors.New("redis: a removal was not acknowledged by enough replicas")
+
+// WithWaitReplicas makes every removal of a session wait, with Redis's
+// WAIT, until n replicas have acknowledged it or timeout has passed, and
+// fail with an error that matches [ErrNotReplicated] if fewer did: a
+// logout (Remove), a conditional removal (RemoveIfVersion, through which
+// a regenerate retires the old token) and a revocation (RemoveOwned, for
+// Revoke and RevokeAll). Redis replicates asynchronously, so without it a
+// failover can promote a replica that never saw the removal, and the
+// session lives again. The removal itself is done when the error comes:
+// the primary no longer has the session, and the failure says only that
+// a failover could still bring it back; the application may retry, or
+// report it. A removal that finds nothing to remove does not wait.
+//
+// WAIT counts the replicas of the server that took the removal, on the
+// connection that sent it, so the backend sends both on one connection to
+// the primary that holds the session's key: in Cluster mode, the primary
+// of the key's slot. That needs the client to be a *redis.Client
+// (Sentinel's failover client is one), a *redis.ClusterClient or a
+// *redis.Ring; [New] panics otherwise. A removal then takes two round
+// trips, and as long as the replicas take; keep timeout below the request
+// deadlines. n of 0 or less turns waiting off, the default.
+func WithWaitReplicas(n int, timeout time.Duration) Option {
+	return func(b *Backend) { b.waitReplicas, b.waitTimeout = n, max(timeout, time.Millisecond) }
+}
+
 // New returns a backend that stores sessions through client: a
 // *redis.Client, *redis.ClusterClient, a failover client for Sentinel, or
 // anything else that is a redis.UniversalClient. The caller owns the
@@ -142,7 +179,51 @@ func New(client goredis.UniversalClient, opts ...Option) *Backend {
 	for _, opt := range opts {
 		opt(b)
 	}
+	if b.waitReplicas > 0 {
+		switch client.(type) {
+		case *goredis.Client, *goredis.ClusterClient, *goredis.Ring:
+		default:
+			panic(fmt.Sprintf("redis: WithWaitReplicas needs a *redis.Client, *redis.ClusterClient or *redis.Ring, which can send WAIT on the connection of a removal; the client is a %T", client))
+		}
+	}
 	return b
+}
+
+// removal runs remove, which removes the session under key through c and
+// returns what was removed, and then, under WithWaitReplicas, if
+// something was, waits for the replicas on the same connection.
+func (b *Backend) removal(ctx context.Context, key string, remove func(c goredis.Cmdable) (int64, error)) (int64, error) {
+	if b.waitReplicas <= 0 {
+		return remove(b.client)
+	}
+	var node *goredis.Client
+	var err error
+	switch c := b.client.(type) {
+	case *goredis.Client:
+		node = c
+	case *goredis.ClusterClient:
+		node, err = c.MasterForKey(ctx, key)
+	case *goredis.Ring:
+		node, err = c.GetShardClientForKey(key)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redis: finding the primary of a session: %w", err)
+	}
+	// WAIT waits for the writes of its own connection.
+	conn := node.Conn()
+	defer conn.Close()
+	n, err := remove(conn)
+	if err != nil || n <= 0 {
+		return n, err
+	}
+	acked, err := conn.Wait(ctx, b.waitReplicas, b.waitTimeout).Result()
+	if err != nil {
+		return n, fmt.Errorf("redis: waiting for replicas to acknowledge a removal: %w", err)
+	}
+	if acked < int64(b.waitReplicas) {
+		return n, fmt.Errorf("%w: %d of %d replicas acknowledged within %v", ErrNotReplicated, acked, b.waitReplicas, b.waitTimeout)
+	}
+	return n, nil
 }
 
 // key returns the Redis key of token.
@@ -408,7 +489,9 @@ func (b *Backend) unwrite(ctx context.Context, key string, version int64, indexE
 	// The request's context may be what ended the indexing.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unwriteTimeout)
 	defer cancel()
-	err := removeScript.Run(ctx, b.client, []string{key}, version).Err()
+	_, err := b.removal(ctx, key, func(c goredis.Cmdable) (int64, error) {
+		return removeScript.Run(ctx, c, []string{key}, version).Int64()
+	})
 	if err != nil {
 		return fmt.Errorf("%w; removing the unindexed session failed too, so it lives unlisted until it expires: %v", indexErr, err)
 	}
@@ -561,18 +644,23 @@ func (b *Backend) RemoveOwned(ctx context.Context, owner string, key [sha256.Siz
 	if err := b.checkPolicy(ctx); err != nil {
 		return false, err
 	}
-	n, err := removeOwnedScript.Run(ctx, b.client, []string{b.hashKey(key)}, owner).Int64()
-	if err != nil {
-		return false, fmt.Errorf("redis: revoking session: %w", err)
-	}
+	k := b.hashKey(key)
+	n, err := b.removal(ctx, k, func(c goredis.Cmdable) (int64, error) {
+		return removeOwnedScript.Run(ctx, c, []string{k}, owner).Int64()
+	})
 	// Best effort: listing prunes an entry whose session is gone.
 	b.client.ZRem(ctx, b.ownerKey(owner), member(key))
+	if err != nil {
+		return n == 1, fmt.Errorf("redis: revoking session: %w", err)
+	}
 	return n == 1, nil
 }
 
 // Remove deletes the record for token.
 func (b *Backend) Remove(ctx context.Context, token string) error {
-	if err := b.client.Del(ctx, b.key(token)).Err(); err != nil {
+	key := b.key(token)
+	_, err := b.removal(ctx, key, func(c goredis.Cmdable) (int64, error) { return c.Del(ctx, key).Result() })
+	if err != nil {
 		return fmt.Errorf("redis: removing session: %w", err)
 	}
 	return nil
@@ -581,7 +669,10 @@ func (b *Backend) Remove(ctx context.Context, token string) error {
 // RemoveIfVersion deletes the record for token if its version is the given
 // one, and fails with [sessions.ErrConflict] otherwise.
 func (b *Backend) RemoveIfVersion(ctx context.Context, token string, version uint64) error {
-	n, err := removeScript.Run(ctx, b.client, []string{b.key(token)}, version).Int64()
+	key := b.key(token)
+	n, err := b.removal(ctx, key, func(c goredis.Cmdable) (int64, error) {
+		return removeScript.Run(ctx, c, []string{key}, version).Int64()
+	})
 	if err != nil {
 		return fmt.Errorf("redis: removing session: %w", err)
 	}

@@ -257,6 +257,19 @@ func TestSentinel(t *testing.T) {
 
 	t.Run("conformance", func(t *testing.T) { conformance(t, client) })
 
+	// A failover client sends WAIT to the primary, where the removal went.
+	t.Run("wait replicas", func(t *testing.T) {
+		ctx := context.Background()
+		b := New(client, WithPrefix(newPrefix()), WithWaitReplicas(1, 5*time.Second))
+		token, err := b.Write(ctx, sessions.NewID(), []byte("x"), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Remove(ctx, token); err != nil {
+			t.Fatalf("Remove with the replica running: %v", err)
+		}
+	})
+
 	t.Run("failover", func(t *testing.T) {
 		prefix := newPrefix()
 		m := sessions.New[struct{ N int }](New(client, WithPrefix(prefix)),
