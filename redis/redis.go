@@ -12,23 +12,27 @@
 //
 // Each owner has an index, a sorted set under prefix + "owner:" +
 // base64url(SHA-256 of the owner), of its sessions' keys, scored by the end
-// of each session's lifetime. It has no expiry of its own: its entries go
-// by score, when the owner's sessions are next written or listed, and
-// Redis deletes the key with its last entry, so an owner who never comes
-// back leaves an index of a few dozen bytes a session. Scores
-// are kept by the Redis server's clock (TIME, inside the scripts), so that
-// application servers whose clocks disagree neither prune nor hide each
-// other's entries. It is a
-// key of its own (in Cluster mode, in another slot than the sessions), so
-// it is kept in step by round trips of its own, and only when an owner
-// changes: it gains a session before the write that gives the session
-// that owner and again after it, and loses it after a write that takes it
-// away. It can therefore lag behind the sessions for a moment, or for good
-// when a process stops between the two; listing an owner's sessions checks
-// each session's own owner field and prunes entries that no longer match
-// or whose session is gone. When indexing after the write fails, the
-// save fails and the backend removes the session it wrote, rather than
-// leave a session that a revocation might never find.
+// of each session's lifetime. Scores are kept by the Redis server's clock
+// (TIME, inside the scripts), so that application servers whose clocks
+// disagree neither prune nor hide each other's entries. The index has no
+// expiry of its own (see Eviction): its entries go by score, when the
+// owner's sessions are next written or listed, and Redis deletes the key
+// with its last entry. The index of an owner who never comes back stays,
+// a few dozen bytes a session, until something removes it.
+//
+// The index changes only when a session's owner does. On one server (a
+// *redis.Client, Sentinel's failover client included), the script that
+// writes the session updates the owners' indexes in the same step. In
+// Cluster mode, where an index is in another slot than its sessions, it
+// is kept in step by round trips of its own: it gains a session before
+// the write that gives the session that owner and again after it, and
+// loses it after a write that takes it away. It can therefore lag behind
+// the sessions for a moment, or for good when a process stops between the
+// two; listing an owner's sessions checks each session's own owner field
+// and prunes entries that no longer match or whose session is gone. When
+// indexing after the write fails, the save fails and the backend removes
+// the session it wrote, rather than leave a session that a revocation
+// might never find.
 //
 // A key under the prefix that the backend did not write (of another type,
 // or a hash without a record) is reported as [sessions.ErrCorrupt], never
@@ -63,9 +67,9 @@
 // primary acknowledged but had not replicated are lost, and a session may
 // go back to an earlier version, or come back after a logout or a
 // revocation. [WithWaitReplicas] makes every removal wait for replicas,
-// and fail with [ErrNotReplicated] when too few acknowledged it. Requests during the failover fail (errors
-// such as READONLY or connection refused) and reach the manager's error
-// handler as 5xx responses; once the client sees the new primary, requests
+// and fail with [ErrNotReplicated] when too few acknowledged it. Requests
+// during the failover fail (errors such as READONLY or connection
+// refused) and reach the manager's error handler as 5xx responses; once the client sees the new primary, requests
 // work again without restarting the application. Reads are scripts, which
 // go-redis sends to the primary even when the client may read from
 // replicas: a replica can lag behind the save a user's previous request
@@ -76,13 +80,17 @@
 // One round trip per read (EVALSHA of a script that runs HMGET and PTTL, so
 // that the manager knows the record's expiry), one per save (EVALSHA), one
 // per touch (PEXPIRE), which an idle timeout needs only once per hundredth
-// of the timeout; a regenerate adds one for removing the old key, and a
-// change of owner two for the index. Under [WithWaitReplicas], a removal
-// takes one more, which lasts until the replicas acknowledge it. Listing an owner's sessions takes
-// three round trips whatever their number (their keys, then all of them in
-// one pipeline, then pruning), and no more work than their number; like
-// every read, they are scripts, which run on the primary. Every call
-// honours the request context's deadline.
+// of the timeout; a regenerate adds one for removing the old key, and, in
+// Cluster mode, a change of owner two for the index. Under
+// [WithWaitReplicas], a removal takes one more, which lasts until the
+// replicas acknowledge it. Listing an owner's sessions takes three round
+// trips whatever their number (their keys, then all of them in one
+// pipeline, then pruning), and no more work than their number; like
+// every read, they are scripts, which run on the primary. The eviction
+// policy check adds one INFO a minute, to every primary. Every call
+// honours the request context's deadline, but for the removal of a
+// session whose indexing failed, which has five seconds of its own: the
+// deadline may be what failed it.
 package redis
 
 import (
@@ -311,29 +319,37 @@ func (b *Backend) ReadRecord(ctx context.Context, token string) (sessions.Record
 	return rec, true, nil
 }
 
-// writeScript stores a record if the current version is ARGV[1], or
-// whatever it is when ARGV[1] is "any". A missing key has version 0. With
-// ARGV[4] = "1" the owner becomes ARGV[5] ("" for none); otherwise it stays.
-// It returns the new version, or -1 on a conflict.
-var writeScript = goredis.NewScript(`
-local v = redis.call('HGET', KEYS[1], 'v')
-local cur = tonumber(v or '0')
-if not cur or (v and redis.call('HEXISTS', KEYS[1], 'd') == 0) or (not v and redis.call('EXISTS', KEYS[1]) == 1) then
-	return redis.error_reply('FOREIGN a hash without a session record')
-end
-if ARGV[1] ~= 'any' and cur ~= tonumber(ARGV[1]) then
-	return -1
-end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', cur + 1)
-if ARGV[4] == '1' then
-	if ARGV[5] == '' then
-		redis.call('HDEL', KEYS[1], 'o')
-	else
-		redis.call('HSET', KEYS[1], 'o', ARGV[5])
+// writeLua is Lua whose function write stores a record in KEYS[1] if the
+// current version is ARGV[1], or whatever it is when ARGV[1] is "any". A
+// missing key has version 0. With ARGV[4] = "1" the owner becomes ARGV[5]
+// ("" for none); otherwise it stays. It returns the new version, -1 on a
+// conflict, or an error reply for a key the backend did not write.
+const writeLua = `
+local function write()
+	local v = redis.call('HGET', KEYS[1], 'v')
+	local cur = tonumber(v or '0')
+	if not cur or (v and redis.call('HEXISTS', KEYS[1], 'd') == 0) or (not v and redis.call('EXISTS', KEYS[1]) == 1) then
+		return redis.error_reply('FOREIGN a hash without a session record')
 	end
+	if ARGV[1] ~= 'any' and cur ~= tonumber(ARGV[1]) then
+		return -1
+	end
+	redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', cur + 1)
+	if ARGV[4] == '1' then
+		if ARGV[5] == '' then
+			redis.call('HDEL', KEYS[1], 'o')
+		else
+			redis.call('HSET', KEYS[1], 'o', ARGV[5])
+		end
+	end
+	redis.call('PEXPIRE', KEYS[1], ARGV[3])
+	return cur + 1
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return cur + 1
+`
+
+// writeScript writes a record, as writeLua says.
+var writeScript = goredis.NewScript(writeLua + `
+return write()
 `)
 
 // serverNow is Lua that sets now to the Redis server's time in Unix
@@ -349,12 +365,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// indexLua is Lua that indexes the session ARGV[1] in the owner index
-// KEYS[idx]: it drops the entries whose score is before now, and adds
-// ARGV[1] with a score of now + ARGV[2] (the session's remaining lifetime
-// in milliseconds). With ARGV[3] = "NX" (an entry for a write still to
-// come) the score is a millisecond less, and the entry is added only if
-// it is not there yet; otherwise ARGV[3] is a fraction of a millisecond,
+// indexLua is Lua whose function index indexes the session m in the
+// owner index idx: it drops the entries whose score is before now, and
+// adds m with a score of now + remaining (the session's remaining
+// lifetime in milliseconds). With mode "NX" (an entry for a write still
+// to come) the score is a millisecond less, and the entry is added only
+// if it is not there yet; otherwise mode is a fraction of a millisecond,
 // in 4096ths, to add, and the score must differ from the entry's current
 // one. It runs after serverNow.
 //
@@ -364,27 +380,50 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // before its sessions. Its entries go by score instead, and Redis deletes
 // a sorted set that loses its last one.
 const indexLua = `
-local function index(idx)
-	redis.call('ZREMRANGEBYSCORE', KEYS[idx], '-inf', '(' .. now)
-	local deadline = now + tonumber(ARGV[2])
-	if ARGV[3] == 'NX' then
-		redis.call('ZADD', KEYS[idx], 'NX', string.format('%.17g', deadline - 1), ARGV[1])
-		return
+local function index(idx, m, remaining, mode)
+	redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now)
+	local deadline = now + tonumber(remaining)
+	if mode == 'NX' then
+		redis.call('ZADD', idx, 'NX', string.format('%.17g', deadline - 1), m)
+	else
+		local score = deadline + tonumber(mode) / 4096
+		if tonumber(redis.call('ZSCORE', idx, m) or '-1') == score then
+			score = score + 1 / 4096
+		end
+		redis.call('ZADD', idx, string.format('%.17g', score), m)
 	end
-	local score = deadline + tonumber(ARGV[3]) / 4096
-	if tonumber(redis.call('ZSCORE', KEYS[idx], ARGV[1]) or '-1') == score then
-		score = score + 1 / 4096
-	end
-	redis.call('ZADD', KEYS[idx], string.format('%.17g', score), ARGV[1])
-	redis.call('PERSIST', KEYS[idx])
+	redis.call('PERSIST', idx)
 end
 `
 
-// indexScript indexes a session in the owner index KEYS[1], as indexLua
-// says. It touches one key, so it runs in Cluster mode too.
+// indexScript indexes the session ARGV[1] in the owner index KEYS[1], as
+// indexLua says, with ARGV[2] and ARGV[3] its remaining and mode. It
+// touches one key, so it runs in Cluster mode too.
 var indexScript = goredis.NewScript(serverNow + indexLua + `
-index(1)
+index(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1
+`)
+
+// writeOwnedScript writes a record whose owner changes, as writeScript
+// does, and in the same step indexes it (ARGV[6], with ARGV[7] and
+// ARGV[8] its remaining and mode, as indexLua says) under the new
+// owner's index, KEYS[2], when ARGV[9] is "1", and removes it from the
+// previous owner's index, the next key, when ARGV[10] is "1". It touches
+// several keys, so it runs only where they are on one server.
+var writeOwnedScript = goredis.NewScript(serverNow + indexLua + writeLua + `
+local n = write()
+if type(n) ~= 'number' or n < 0 then
+	return n
+end
+local k = 2
+if ARGV[9] == '1' then
+	index(KEYS[k], ARGV[6], ARGV[7], ARGV[8])
+	k = k + 1
+end
+if ARGV[10] == '1' then
+	redis.call('ZREM', KEYS[k], ARGV[6])
+end
+return n
 `)
 
 // listScript returns the members of the owner index KEYS[1] whose score
@@ -446,22 +485,31 @@ func (b *Backend) Write(ctx context.Context, id string, data []byte, ttl time.Du
 // version w.Version (0: there is none), and fails with
 // [sessions.ErrConflict] otherwise. The record's owner becomes w.Owner.
 //
-// When that changes the owner, the new owner's index gains the session
-// in a round trip before the write, so that a session that names an owner
-// is not missing from the owner's index even if the process stops after
-// the write; an entry whose write then fails is pruned when the index is
-// next listed. A listing may run between the two and prune the entry of a
-// session it does not find yet, so a round trip after the write indexes
-// the session again, under a score of its own that a listing's pruning
-// leaves alone. If that fails, the session may be missing from the index,
-// where no revocation would find it: WriteIfVersion then removes the
-// record it wrote (unless it changed since) and fails. The previous
-// owner's index loses the session after the write, as best it can: a
-// listing prunes what is left.
+// When that changes the owner, the owners' indexes change with it. On one
+// server (the client is a *redis.Client, Sentinel's failover client
+// included), the script that writes the record updates both indexes in
+// the same step, so the index never lags behind the record.
+//
+// Otherwise, as in Cluster mode, where an index is in another slot than
+// its sessions, the new owner's index gains the session in a round trip
+// before the write, so that a session that names an owner is not missing
+// from the owner's index even if the process stops after the write; an
+// entry whose write then fails is pruned when the index is next listed. A
+// listing may run between the two and prune the entry of a session it
+// does not find yet, so a round trip after the write indexes the session
+// again, under a score of its own that a listing's pruning leaves alone.
+// If that fails, the session may be missing from the index, where no
+// revocation would find it: WriteIfVersion then removes the record it
+// wrote (unless it changed since) and fails. The previous owner's index
+// loses the session after the write, as best it can: a listing prunes
+// what is left.
 func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite) (string, error) {
 	sum := sessions.HashToken(w.ID)
 	key := b.hashKey(sum)
 	reindex := w.Owner != w.PreviousOwner
+	if _, oneServer := b.client.(*goredis.Client); reindex && oneServer {
+		return w.ID, b.writeOwned(ctx, key, sum, w)
+	}
 	if reindex && w.Owner != "" {
 		if err := b.index(ctx, sum, w, true); err != nil {
 			return "", err
@@ -480,6 +528,28 @@ func (b *Backend) WriteIfVersion(ctx context.Context, w sessions.VersionedWrite)
 		b.client.ZRem(ctx, b.ownerKey(w.PreviousOwner), member(sum)) // listing prunes it otherwise
 	}
 	return w.ID, nil
+}
+
+// writeOwned writes w, whose owner changes, and updates both owners'
+// indexes, in one script.
+func (b *Backend) writeOwned(ctx context.Context, key string, sum [sha256.Size]byte, w sessions.VersionedWrite) error {
+	keys := []string{key}
+	toNew, fromPrevious := "0", "0"
+	if w.Owner != "" {
+		keys, toNew = append(keys, b.ownerKey(w.Owner)), "1"
+	}
+	if w.PreviousOwner != "" {
+		keys, fromPrevious = append(keys, b.ownerKey(w.PreviousOwner)), "1"
+	}
+	n, err := writeOwnedScript.Run(ctx, b.client, keys, w.Version, w.Data, max(w.TTL.Milliseconds(), 1), "1", w.Owner,
+		member(sum), b.remaining(w), strconv.Itoa(1+rand.N(indexScores-1)), toNew, fromPrevious).Int64()
+	if err != nil {
+		return scriptErr("saving session", err)
+	}
+	if n < 0 {
+		return sessions.ErrConflict
+	}
+	return nil
 }
 
 // unwrite removes the record under key, of the given version, that a
