@@ -32,9 +32,9 @@ type policyCheck struct {
 // find nothing to end. It reads the policy from INFO memory, which
 // managed services that rename CONFIG still answer, at most once a
 // [policyInterval], and logs one warning the first time it finds a
-// policy it refuses or cannot read one. A server that does not answer
-// INFO at all is not refused: the backend cannot tell, and says so in
-// the warning.
+// policy it refuses or cannot read one. A server that refuses INFO
+// (renamed, or denied by an ACL) is not refused: the backend cannot tell,
+// and says so in the warning.
 func (b *Backend) checkPolicy(ctx context.Context) error {
 	p := &b.policy
 	select {
@@ -48,9 +48,8 @@ func (b *Backend) checkPolicy(ctx context.Context) error {
 		return p.err
 	}
 	policies, err := b.evictionPolicies(ctx)
-	var reply goredis.Error
 	switch {
-	case errors.As(err, &reply) && !errors.Is(err, goredis.Nil):
+	case refused(err):
 		p.err = nil
 		b.warnOnce(ctx, "redis: the server refuses INFO memory, so the backend cannot check that its maxmemory-policy keeps owner indexes; use noeviction or a volatile-* policy, or RevokeAll may miss sessions",
 			"err", err)
@@ -70,6 +69,16 @@ func (b *Backend) checkPolicy(ctx context.Context) error {
 	}
 	p.checked = now
 	return p.err
+}
+
+// refused reports whether err is a server's refusal to run INFO: the
+// command renamed away, or denied by an ACL.
+func refused(err error) bool {
+	var reply goredis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	return strings.Contains(err.Error(), "unknown command") || goredis.HasErrorPrefix(err, "NOPERM")
 }
 
 // warnOnce logs a warning, unless checkPolicy has logged one already.
