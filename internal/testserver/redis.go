@@ -25,9 +25,10 @@ type Redis struct {
 	exited  chan struct{}
 }
 
-// StartRedis starts a redis-server on a free loopback port. Stop it with
-// Close.
-func StartRedis() (*Redis, error) { return startRedis(false) }
+// StartRedis starts a redis-server on a free loopback port, with args
+// added to its command line (such as "--maxmemory-policy", "allkeys-lru").
+// Stop it with Close.
+func StartRedis(args ...string) (*Redis, error) { return startRedis(false, args...) }
 
 func startRedis(cluster bool, extra ...string) (*Redis, error) {
 	if _, err := lookPath("redis-server", "redis-server"); err != nil {
@@ -106,8 +107,36 @@ func (r *Redis) Close() {
 	os.RemoveAll(r.dir)
 }
 
+// StartRedisReplica starts a redis-server that replicates primary, and
+// returns once its replication link is up. Stop it with Close.
+func StartRedisReplica(primary *Redis) (*Redis, error) {
+	host, port, _ := strings.Cut(primary.Addr, ":")
+	r, err := startRedis(false, "--replicaof", host, port)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLinkUp(r, primary.Addr); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// waitLinkUp waits until replica reports its link to the primary at addr
+// up.
+func waitLinkUp(replica *Redis, addr string) error {
+	return waitFor("replica in sync with "+addr, 20*time.Second, func() error {
+		info, err := command(replica.Addr, "INFO", "replication")
+		if err == nil && !strings.Contains(info, "master_link_status:up") {
+			err = errors.New("replication link not up")
+		}
+		return err
+	})
+}
+
 // RedisCluster is three redis-server processes joined in a Cluster, each
-// holding a third of the slots, without replicas.
+// holding a third of the slots, without replicas unless AddReplica adds
+// some.
 type RedisCluster struct {
 	Addrs []string
 	nodes []*Redis
@@ -151,6 +180,40 @@ func StartRedisCluster() (*RedisCluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// AddReplica starts a node that joins the Cluster as a replica of the
+// primary at Addrs[i], and returns once its replication link is up. Close
+// stops it with the others.
+func (c *RedisCluster) AddReplica(i int) (*Redis, error) {
+	n, err := startRedis(true)
+	if err != nil {
+		return nil, err
+	}
+	c.nodes = append(c.nodes, n)
+	primary := c.nodes[i]
+	host, port, _ := strings.Cut(primary.Addr, ":")
+	if reply, err := command(n.Addr, "CLUSTER", "MEET", host, port); err != nil || reply != "+OK" {
+		return nil, fmt.Errorf("testserver: CLUSTER MEET: %q, %v", reply, err)
+	}
+	id, err := command(primary.Addr, "CLUSTER", "MYID")
+	if err != nil {
+		return nil, err
+	}
+	// The new node knows the primary only once gossip has told it.
+	if err := waitFor("CLUSTER REPLICATE", 20*time.Second, func() error {
+		reply, err := command(n.Addr, "CLUSTER", "REPLICATE", id)
+		if err == nil && reply != "+OK" {
+			err = errors.New(reply)
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := waitLinkUp(n, primary.Addr); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // Close stops every node and removes their files.

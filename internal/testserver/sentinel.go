@@ -30,17 +30,7 @@ func StartRedisSentinel() (*RedisSentinel, error) {
 	}
 	s.Primary = primary
 	host, port, _ := strings.Cut(primary.Addr, ":")
-	if s.Replica, err = startRedis(false, "--replicaof", host, port); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := waitFor("replica in sync with "+primary.Addr, 20*time.Second, func() error {
-		info, err := command(s.Replica.Addr, "INFO", "replication")
-		if err == nil && !strings.Contains(info, "master_link_status:up") {
-			err = errors.New("replication link not up")
-		}
-		return err
-	}); err != nil {
+	if s.Replica, err = StartRedisReplica(primary); err != nil {
 		s.Close()
 		return nil, err
 	}
