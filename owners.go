@@ -112,19 +112,24 @@ func (m *Manager[T]) Revoke(ctx context.Context, owner, handle string) error {
 // did not show, so it lists again, up to three times. When sessions outside
 // keep are still listed after that, it returns an error matching
 // [ErrRevokeIncomplete] with the count it ended: it cannot confirm that
-// every session ended, and the caller should say so or try again.
+// every session ended, and the caller should say so or try again. A
+// revocation that fails (such as Redis's ErrNotReplicated) does not stop
+// the others; its error is joined to what RevokeAll returns.
 //
 // On a backend that is not an [OwnerIndex] it returns an error that matches
 // [errors.ErrUnsupported].
 func (m *Manager[T]) RevokeAll(ctx context.Context, owner string, keep ...string) (int, error) {
 	n, found := 0, false
+	// A failed revocation does not stop the others: the user's remaining
+	// sessions must still end. Its error is returned with theirs.
+	var errs []error
 	// A session that regenerates while this runs moves to a handle the
 	// first listing did not show: list again, a few times, until nothing
 	// outside keep is left.
 	for range revokeAllPasses {
 		owned, err := m.owned(ctx, owner, true)
 		if err != nil {
-			return n, err
+			return n, errors.Join(append(errs, err)...)
 		}
 		found = false
 		for _, o := range owned {
@@ -134,17 +139,17 @@ func (m *Manager[T]) RevokeAll(ctx context.Context, owner string, keep ...string
 			found = true
 			removed, err := m.revoke(ctx, o)
 			if err != nil {
-				return n, err
+				errs = append(errs, err)
 			}
 			if removed {
 				n++
 			}
 		}
 		if !found {
-			return n, nil
+			return n, errors.Join(errs...)
 		}
 	}
-	return n, fmt.Errorf("%w: %d sessions ended, and %d passes still found more", ErrRevokeIncomplete, n, revokeAllPasses)
+	return n, errors.Join(append(errs, fmt.Errorf("%w: %d sessions ended, and %d passes still found more", ErrRevokeIncomplete, n, revokeAllPasses))...)
 }
 
 // revokeAllPasses bounds the listings RevokeAll makes.
