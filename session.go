@@ -433,11 +433,6 @@ func (s *Session[T]) Save(ctx context.Context) error {
 		h = s.req.header()
 	}
 	if err := s.m.saveLocked(ctx, s, h, target); err != nil {
-		if errors.Is(err, ErrHeaderWritten) {
-			// The caller has been told the change is not saved; the
-			// middleware need not say it again.
-			s.lateChange, s.lateData = false, false
-		}
 		return err
 	}
 	s.lateChange, s.lateData = false, false
