@@ -16,7 +16,10 @@ import (
 // session is gone.
 //
 // A session that was never stored, or that this request destroyed, does
-// not stand. On the cookie backend the record is the client's cookie, which
+// not stand. Under [WithRenewal] a session renewed by another request
+// stands under its successor, which the Session follows from then on, as
+// long as Check asks within the grace after the renewal: ask more often
+// than the grace. On the cookie backend the record is the client's cookie, which
 // the server cannot remove: Check then sees only expiry and the validator.
 func (s *Session[T]) Check(ctx context.Context) error {
 	s.lock()
@@ -31,6 +34,22 @@ func (s *Session[T]) Check(ctx context.Context) error {
 	rec, found, err := m.read(ctx, token)
 	if err != nil {
 		return fmt.Errorf("sessions: checking session: %w", err)
+	}
+	if !found && m.renewer != nil {
+		// Another request may have renewed the token (WithRenewal): the
+		// session stands under its successor, which this Session follows
+		// from now on.
+		var successor string
+		if successor, rec, found, err = m.forwarding(ctx, token); err != nil {
+			return fmt.Errorf("sessions: checking session: %w", err)
+		}
+		if found {
+			s.lock()
+			if s.loadedToken == token {
+				s.movedTo(successor)
+			}
+			s.mu.Unlock()
+		}
 	}
 	if !found {
 		return fmt.Errorf("%w: the session's record is gone: revoked, destroyed or expired", ErrRevoked)

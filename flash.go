@@ -32,7 +32,9 @@ import (
 // request's Pop, and of two requests that Pop the same messages, the one
 // that saves second fails with [ErrConflict], before its response (which
 // would show them again) is written. Under [WithLastWriteWins], or on a
-// backend without versions, both may show them.
+// backend without versions, both may show them. This holds for Pop through
+// [Session.Data]; a Pop inside [Session.Update] is replayed on a conflict,
+// and may pop messages that were added meanwhile, unseen.
 type Flashes[M any] []M
 
 // flashList marks the Flashes types, which the merge treats as queues.

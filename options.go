@@ -184,7 +184,8 @@ func WithoutRegenerateOnOwnerChange() Option {
 //
 // [Session.Handle] changes with the token. [Session.Regenerate] is
 // unchanged: the old token dies at once, with no grace. A session from
-// [Manager.Open] is renewed by its Save: hand out [Session.Token] after it.
+// [Manager.Open] is not renewed: a socket or a job cannot hand the
+// browser a successor.
 // What renewal cannot stop is a thief who uses a stolen token before its
 // owner's next request renews it: then the thief holds the successor, and
 // the owner's next request, with the retired token, ends the session for

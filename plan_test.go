@@ -11,7 +11,7 @@ import (
 func TestPlanSave(t *testing.T) {
 	// plan is savePlan in a form cmp can show.
 	type plan struct {
-		Write, RefreshOnly, Recheck, Touch, Remove, Expire bool
+		Write, RefreshOnly, Recheck, Touch, Remove, Expire, Send bool
 		HeaderWritten                                      bool // err is ErrHeaderWritten
 	}
 	tests := []struct {
@@ -25,6 +25,11 @@ func TestPlanSave(t *testing.T) {
 		{"idle timeout due, no touch, no versions", saveInput{stored: true, extendDue: true}, plan{Write: true, RefreshOnly: true, Recheck: true}},
 		{"idle timeout due, no touch, versions", saveInput{stored: true, extendDue: true, versioned: true}, plan{Write: true, RefreshOnly: true}},
 		{"idle timeout due, a change", saveInput{dirty: true, stored: true, extendDue: true}, plan{Write: true}},
+		{"a retired token led here", saveInput{stored: true, hadToken: true, stale: true, versioned: true}, plan{Send: true}},
+		{"a retired token led here, idle touch due", saveInput{stored: true, hadToken: true, stale: true, extendDue: true, touchable: true}, plan{Touch: true, Send: true}},
+		{"a retired token led here, a change", saveInput{dirty: true, stored: true, hadToken: true, stale: true}, plan{Write: true}},
+		{"a retired token led here, logout", saveInput{stored: true, retiring: true, destroyed: true, hadToken: true, stale: true}, plan{Remove: true, Expire: true}},
+		{"a retired token led here, after the header", saveInput{stored: true, hadToken: true, stale: true, tokenFixed: true}, plan{}},
 		{"cookie: idle timeout due", saveInput{stored: true, extendDue: true, clientSide: true}, plan{Write: true, RefreshOnly: true}},
 		{"idle timeout not due", saveInput{stored: true, touchable: true}, plan{}},
 		{"logout", saveInput{stored: true, retiring: true, destroyed: true, hadToken: true}, plan{Remove: true, Expire: true}},
@@ -54,7 +59,7 @@ func TestPlanSave(t *testing.T) {
 			if p.err != nil && !errors.Is(p.err, ErrHeaderWritten) {
 				t.Fatalf("err = %v, want nil or ErrHeaderWritten", p.err)
 			}
-			got := plan{p.write, p.refreshOnly, p.recheck, p.touch, p.remove, p.expire, p.err != nil}
+			got := plan{p.write, p.refreshOnly, p.recheck, p.touch, p.remove, p.expire, p.send, p.err != nil}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("planSave(%+v) (-want +got):\n%s", tt.in, diff)
 			}

@@ -174,6 +174,28 @@ func (m *Manager[T]) endRenewed(ctx context.Context, key [sha256.Size]byte, firs
 	l.WarnContext(ctx, "sessions: audit", attrs...)
 }
 
+// endSuccessors removes the sessions that the token under key was renewed
+// to, if it was: a logout on a token that another request renewed
+// meanwhile ends the successor too.
+func (m *Manager[T]) endSuccessors(ctx context.Context, key [sha256.Size]byte) error {
+	e, found, err := m.renewer.Retired(ctx, key)
+	if err != nil || !found {
+		return err
+	}
+	current := e.Successor
+	for range maxChain {
+		next, found, err := m.renewer.Retired(ctx, current)
+		if err != nil {
+			return err
+		}
+		if err := m.renewer.RemoveKey(ctx, current); err != nil || !found {
+			return err
+		}
+		current = next.Successor
+	}
+	return m.renewer.RemoveKey(ctx, key)
+}
+
 // forwarding returns the successor of retired and its record while its
 // grace lasts. Unlike followRetired it never takes a late token for theft:
 // it serves a save that loaded the token before another request renewed it.

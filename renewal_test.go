@@ -2,6 +2,7 @@ package sessions_test
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 
 	"net/http/httptest"
@@ -152,31 +153,51 @@ func TestRenewalOverAHeaderToken(t *testing.T) {
 	}
 }
 
-// TestRenewalThroughOpen renews a session from Open at its Save: the
-// caller hands out the new token.
-func TestRenewalThroughOpen(t *testing.T) {
+// TestRenewalAndOpenSessions checks a session from Open under renewal: it
+// is not renewed by its own Save (a socket or a job cannot hand the browser
+// a successor), Check follows a renewal that a request made, and a logout
+// through it ends the successor too.
+func TestRenewalAndOpenSessions(t *testing.T) {
 	mb := memory.New()
 	t.Cleanup(func() { mb.Close() })
 	clock := newFakeClock()
 	m := newManager[profile](clock, mb, sessions.WithRenewal(time.Minute, 10*time.Second))
 	ctx := context.Background()
-	s, _ := m.Open(ctx, "")
-	s.Update(func(v *profile) { v.Visits++ })
-	if err := s.Save(ctx); err != nil {
-		t.Fatal(err)
-	}
-	first := s.Token()
+	br := &browser{t: t, h: routes(m, standardActs)}
+	br.do("GET", "/visit")
+	first := br.cookie.Value
 	clock.Advance(time.Minute)
-	s, _ = m.Open(ctx, first)
+
+	s, _ := m.Open(ctx, first)
 	s.Update(func(v *profile) { v.Visits++ })
 	if err := s.Save(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s.Token() == first || s.Token() == "" {
-		t.Fatalf("Token after a Save that was due for renewal: the same or none")
+	if s.Token() != first {
+		t.Fatal("a Save of a session from Open renewed its token")
 	}
-	s2, _ := m.Open(ctx, first)
-	if s2.Token() != s.Token() || s2.Value().Visits != 2 {
-		t.Errorf("Open of the retired token within its grace: token %t, visits %d; want the successor and 2", s2.Token() == s.Token(), s2.Value().Visits)
+
+	socket, _ := m.Open(ctx, first)
+	logout, _ := m.Open(ctx, first)
+	br.do("GET", "/read") // renews
+	successor := br.cookie.Value
+	if successor == first {
+		t.Fatal("no renewal")
+	}
+	if err := socket.Check(ctx); err != nil {
+		t.Errorf("Check after another request renewed the token: %v, want nil: the session stands", err)
+	}
+	if socket.Token() != successor {
+		t.Error("Check did not follow the renewal")
+	}
+	logout.Destroy()
+	if err := logout.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := m.Open(ctx, successor); !s.IsNew() {
+		t.Error("a logout on the retired token left its successor live")
+	}
+	if err := socket.Check(ctx); !errors.Is(err, sessions.ErrRevoked) {
+		t.Errorf("Check after the logout: %v, want ErrRevoked", err)
 	}
 }

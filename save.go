@@ -141,8 +141,11 @@ func (m *Manager[T]) saveLocked(ctx context.Context, s *Session[T], h http.Heade
 	// A token due for renewal is renewed by the save that can give the
 	// client its successor; a session this request regenerated or
 	// destroyed has a new token, or none, already.
-	if s.renewDue && target != headerGone && s.stored && !s.regenerated && !s.destroyed {
-		s.renew()
+	// A session from Open is not renewed: a socket or a job that saves it
+	// cannot hand the browser the successor, which would then present its
+	// retired token after the grace and be taken for a thief.
+	if s.renewDue && target == toHeader && s.stored && !s.regenerated && !s.destroyed {
+		s.renew(!m.dirtyLocked(s))
 	}
 	buf := frames.Get().(*[]byte)
 	defer putFrame(buf)
@@ -252,6 +255,11 @@ func (m *Manager[T]) removeRetired(ctx context.Context, s *Session[T], successor
 		err = m.versioned.RemoveIfVersion(ctx, s.removeToken, s.version)
 	default:
 		err = m.backend.Remove(ctx, s.removeToken)
+		if err == nil && s.destroyed && m.renewer != nil {
+			// Another request may have renewed the token meanwhile: the
+			// logout must end its successor too.
+			err = m.endSuccessors(ctx, HashToken(s.removeToken))
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("sessions: removing the retired session: %w", err)
@@ -380,13 +388,19 @@ func (m *Manager[T]) writeLocked(ctx context.Context, h http.Header, s *Session[
 			// request had nothing of its own to save.
 			return nil
 		}
+		if s.renewOnly && errors.Is(err, ErrConflict) {
+			// Nor had a renewal whose token another request saved,
+			// renewed or ended meanwhile.
+			s.renewalDropped()
+			return nil
+		}
 	} else {
 		token, err = m.writePlain(ctx, s, f, s.now)
 	}
 	if err != nil {
 		return err
 	}
-	if target == headerGone && token != held {
+	if target == headerGone && token != held && token != s.id {
 		// The backend gave a token that cannot reach the client. Its
 		// record is left to expire: a backend may name one record by
 		// several tokens, and removing it by the new one could remove

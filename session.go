@@ -212,7 +212,8 @@ func (s *Session[T]) Update(fn func(*T)) {
 // Token returns the session's token: the value the client presented, or
 // the one the response gives it. It is "" for a session that has not been
 // stored, and after [Session.Destroy]. For a server-side backend the token
-// stays the same until [Session.Regenerate] or Destroy; for the cookie
+// stays the same until [Session.Regenerate] or Destroy, or a renewal
+// ([WithRenewal]), from the save that renews it; for the cookie
 // backend it is the whole signed cookie value, which changes with every
 // save.
 //
@@ -236,7 +237,9 @@ func (s *Session[T]) Token() string {
 // be recovered. It is "" when [Session.Token] is, and changes when it
 // does: after [Session.Regenerate] it is the new session's handle, the one
 // to pass to [Manager.RevokeAll] as keep. A server-side session keeps its
-// handle across saves, until Regenerate or Destroy; a cookie session's
+// handle across saves, until Regenerate or Destroy, or a renewal: a handle
+// shown before a renewal no longer names the session, and [Manager.Revoke]
+// of it ends nothing (list the sessions again to revoke); a cookie session's
 // token, and so its handle, changes with every save, so for the cookie
 // backend the handle names one issued cookie rather than the session.
 func (s *Session[T]) Handle() string {

@@ -54,7 +54,12 @@ type sessionState struct {
 	presented string
 	renewDue  bool // the token is due for renewal (WithRenewal)
 	renewing  bool // the save moves the session to a new token, retiring the old one with a grace
-	ownerSet  bool // SetOwner was called: the owner outlives a reload
+	// renewOnly is set when the renewal is all the save has to do, and
+	// renewedFrom is the issue time it replaced: such a save that meets a
+	// conflict drops the renewal rather than fail the request.
+	renewOnly   bool
+	renewedFrom int64
+	ownerSet    bool // SetOwner was called: the owner outlives a reload
 	// refused is set when the validator ended the loaded session, which
 	// the audit trail has recorded already.
 	refused bool
@@ -102,7 +107,8 @@ func (st *sessionState) forwarded(retired string) { st.presented = retired }
 // renew moves the session to a new ID, keeping everything else, its
 // lifetime included; the save retires the old token with a grace rather
 // than remove it.
-func (st *sessionState) renew() {
+func (st *sessionState) renew(only bool) {
+	st.renewOnly, st.renewedFrom = only, st.header.issued
 	st.retire()
 	st.id = NewID()
 	st.token = st.id
@@ -110,6 +116,19 @@ func (st *sessionState) renew() {
 	st.forceSave = true
 	st.renewing = true
 	st.renewDue = false
+}
+
+// renewalDropped puts the session back on the token it was loaded with,
+// after a renewal that was all its save had to do met a conflict: another
+// request saved, renewed or ended the session meanwhile, and the next
+// request renews it if it is still due.
+func (st *sessionState) renewalDropped() {
+	st.id, st.token = st.loadedToken, st.loadedToken
+	st.removeToken = ""
+	st.stored = true
+	st.renewing, st.renewOnly = false, false
+	st.header.issued = st.renewedFrom
+	st.forceSave = false
 }
 
 // movedTo records that another request renewed the session's loaded token
@@ -264,9 +283,12 @@ func (st *sessionState) rebasedOn(r reloaded) {
 		st.movedTo(r.successor)
 	}
 	st.version = r.version
-	st.header.created = r.header.created
-	if !st.renewing {
-		st.header.issued = r.header.issued
+	if !st.regenerated {
+		// A regenerated session started a lifetime of its own.
+		st.header.created = r.header.created
+		if !st.renewing {
+			st.header.issued = r.header.issued
+		}
 	}
 	if !st.persistSet {
 		st.header.persist = r.header.persist
