@@ -12,7 +12,7 @@ func TestPlanSave(t *testing.T) {
 	// plan is savePlan in a form cmp can show.
 	type plan struct {
 		Write, RefreshOnly, Recheck, Touch, Remove, Expire, Send bool
-		HeaderWritten                                      bool // err is ErrHeaderWritten
+		HeaderWritten                                            bool // err is ErrHeaderWritten
 	}
 	tests := []struct {
 		name string

@@ -2,8 +2,8 @@ package sessions_test
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
+	"errors"
 
 	"net/http/httptest"
 	"strings"
