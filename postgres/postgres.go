@@ -3,7 +3,7 @@
 //
 // # Schema
 //
-// [Backend.CreateTable] creates the table, idempotently:
+// [Backend.CreateTable] creates two tables, idempotently: the records,
 //
 //	CREATE TABLE IF NOT EXISTS sessions (
 //		token_hash bytea PRIMARY KEY,        -- SHA-256 of the token, never the token
@@ -14,15 +14,35 @@
 //	) WITH (fillfactor = 80);
 //	CREATE INDEX sessions_owner_idx ON sessions (owner) WHERE owner IS NOT NULL;
 //
-// The index is named after the table, with its schema's name joined by
+// and the entries that tokens retired by [sessions.WithRenewal] leave:
+//
+//	CREATE TABLE IF NOT EXISTS sessions_retired (
+//		token_hash    bytea PRIMARY KEY,     -- SHA-256 of the retired token
+//		successor     bytea NOT NULL,        -- SHA-256 of the token it moved to
+//		forward       bytea,                 -- the manager's sealed successor, for the grace
+//		forward_until timestamptz NOT NULL,  -- the end of the grace
+//		tombstone     bytea NOT NULL,        -- the manager's bytes for after the grace
+//		expires_at    timestamptz NOT NULL   -- when the entry goes
+//	);
+//	CREATE INDEX sessions_retired_expires_idx ON sessions_retired (expires_at);
+//	CREATE INDEX sessions_retired_forward_idx ON sessions_retired (forward_until) WHERE forward IS NOT NULL;
+//
+// The second table is created whether or not renewal is on, and stays
+// empty without it. It lives in the first one's schema and is named after
+// it, without the schema's name ("app.sessions" gives
+// app.sessions_retired); a relation of another kind already under that
+// name, that is not such a table, makes CreateTable fail.
+//
+// An index is named after its table, with its schema's name joined by
 // "_" when it has one ("app.sessions" gives app_sessions_owner_idx). When
 // that name would pass PostgreSQL's limit of 63 bytes on identifiers, it
 // is cut to fit, and eight hex digits of a hash of the whole table name
-// go before "_owner_idx", so that tables whose long names begin alike
-// still get an index each. (A table that an earlier release made keeps
-// the index it has under the name PostgreSQL cut, rather than wait for a
-// new build.) A table name with an empty part, or a schema or table part
-// past the limit, is refused with [ErrTableName].
+// go before the suffix ("_owner_idx"), so that tables whose long names
+// begin alike still get an index each; the retired table's own name is
+// cut and tagged the same way before "_retired". (A table that an earlier
+// release made keeps the index it has under the name PostgreSQL cut,
+// rather than wait for a new build.) A table name with an empty part, or
+// a schema or table part past the limit, is refused with [ErrTableName].
 //
 // Saves and touches change only columns no index covers (data, version,
 // expires_at, and owner only at login), and the table leaves a fifth of
@@ -35,8 +55,16 @@
 // scanning it in one statement; that takes the TID range scans of
 // PostgreSQL 14 or later, without which each range reads the whole table.
 // CreateTable also brings a table made by an earlier version to this
-// shape: it adds the owner column and its index, sets the fillfactor, and
-// drops the index on expires_at.
+// shape: it adds the owner column and its index, sets the fillfactor,
+// drops the index on expires_at, and creates the retired table beside it.
+//
+// The retired table, unlike the records table, is written once per entry
+// and never updated by a request, so an index on its expiry costs little,
+// and its cleanup finds expired entries through it. Its cleanup also
+// erases the forwarding bytes of entries past their grace, which reads
+// stopped returning then, so that copies of the store made after hold
+// none; the partial index on forward_until finds them, and holds only the
+// entries still within their grace or awaiting that erasure.
 // The table name is configurable with [WithTable]. Expiry is measured by
 // the database's clock (now()), so that every application server agrees;
 // reads return the time a row has left rather than its timestamp, so that
@@ -44,16 +72,25 @@
 //
 // # Guarantees
 //
-// The backend implements [sessions.VersionedBackend], [sessions.OwnerIndex]
-// and [sessions.Toucher]. The owner is a column of the session's own row,
-// written by the same statement as the data, so the index by owner is
-// exact. Each operation is a single statement, atomic under
-// PostgreSQL's default isolation: a conditional write is
+// The backend implements [sessions.VersionedBackend], [sessions.OwnerIndex],
+// [sessions.Toucher] and [sessions.Renewer]. The owner is a column of the
+// session's own row, written by the same statement as the data, so the
+// index by owner is exact. Each operation is a single statement, atomic
+// under PostgreSQL's default isolation: a conditional write is
 // UPDATE … WHERE version = $n (or an INSERT that only replaces an expired
 // row, for a new session), a conditional remove a DELETE … WHERE
 // version = $n, and a touch an UPDATE of expires_at on a live row only, so
-// it never brings a removed session back. Reads ignore expired rows; a
-// background cleanup deletes them until [Backend.Close] stops it.
+// it never brings a removed session back. A retirement is the conditional
+// remove with an INSERT of the retired token's entry that takes its rows
+// from the DELETE's (a data-modifying WITH), so that the entry is stored
+// if and only if the record went; reading an entry reads the successor's
+// record in the same SELECT. The one operation of two statements is
+// [Backend.RemoveKey], which ends a session whose retired token came back
+// too late: it runs them in one read-committed transaction, so that a
+// retirement of the same key at the same moment either fails or has its
+// entry removed too. Reads ignore expired rows and forwarding past its
+// grace, by the database's clock; a background cleanup deletes expired
+// rows from both tables until [Backend.Close] stops it.
 //
 // # PgBouncer
 //
@@ -67,13 +104,17 @@
 // already there, on the connection they get (SQLSTATE 26000 or 42P05),
 // unless that PgBouncer tracks prepared statements itself (its
 // max_prepared_statements setting). Nothing else needs a server
-// connection to outlive a transaction: each operation is one statement,
-// and CreateTable's lock is transaction-scoped.
+// connection to outlive a transaction: each operation is one statement
+// or one transaction, and CreateTable's lock is transaction-scoped.
 //
 // # Cost
 //
 // One round trip per read, save or touch; a regenerate adds one for
-// removing the old row. Every statement honours the request context's
+// removing the old row. With [sessions.WithRenewal], a renewal is a save
+// and one round trip that retires the old token; a request with the
+// current token costs nothing more, and one with a retired token within
+// its grace one round trip more, the lookup of its entry with the
+// successor's record. Every statement honours the request context's
 // deadline. When the database is down, calls fail, the manager's error
 // handler answers with a 5xx, and the pool reconnects by itself once the
 // database is back.
@@ -116,7 +157,14 @@ const maxIdentifier = 63
 // would then share one index name, so that only the first got an index,
 // and a table of 63 bytes would give its index its own name.
 func indexName(table, suffix string) string {
-	name := strings.ReplaceAll(table, ".", "_") + suffix
+	return fitName(strings.ReplaceAll(table, ".", "_"), table, suffix)
+}
+
+// fitName returns base+suffix when that fits in an identifier, and
+// otherwise base cut short, then a hash of table, the whole name of the
+// table it derives from, then suffix: see indexName.
+func fitName(base, table, suffix string) string {
+	name := base + suffix
 	if len(name) <= maxIdentifier {
 		return name
 	}
@@ -129,6 +177,15 @@ func indexName(table, suffix string) string {
 	return name[:cut] + tag
 }
 
+// retiredName names the table of retired tokens' entries, in table's
+// schema: the table's own name, without its schema's, then "_retired",
+// cut and tagged as indexName does when that does not fit.
+func retiredName(table string) []string {
+	parts := strings.Split(table, ".")
+	last := len(parts) - 1
+	return append(parts[:last:last], fitName(parts[last], table, "_retired"))
+}
+
 // DefaultCleanupInterval is how often expired rows are deleted unless
 // [WithCleanupInterval] says otherwise.
 const DefaultCleanupInterval = 5 * time.Minute
@@ -139,11 +196,16 @@ const DefaultCleanupInterval = 5 * time.Minute
 // thousand for tiny ones; a few milliseconds of work.
 const cleanupPages = 200
 
+// cleanupRows bounds how many retired tokens' entries one cleanup
+// statement deletes or erases the forwarding of, found through an index.
+const cleanupRows = 5000
+
 // Backend is a [sessions.Backend] on PostgreSQL. It is safe for concurrent
 // use.
 type Backend struct {
 	pool    *pgxpool.Pool
 	table   string // quoted identifier
+	retired string // quoted identifier of the table of retired tokens' entries
 	nameErr error  // what is wrong with the table's name, for CreateTable
 	q       queries
 
@@ -159,6 +221,7 @@ var (
 	_ sessions.VersionedBackend = (*Backend)(nil)
 	_ sessions.OwnerIndex       = (*Backend)(nil)
 	_ sessions.Toucher          = (*Backend)(nil)
+	_ sessions.Renewer          = (*Backend)(nil)
 )
 
 // An Option configures a [Backend].
@@ -190,6 +253,12 @@ const remaining = `(extract(epoch FROM expires_at - now()) * 1000)::bigint`
 // queries are the statements, with the table name filled in.
 type queries struct {
 	create, createIndex, read, write, writeIf, create0, remove, removeIf, touch, pages, cleanup, owned, removeOwned string
+
+	// The table of retired tokens' entries (see renew.go).
+	retiredShape                                                        string
+	retiredShapeArgs                                                    []any
+	createRetired, createRetiredExpiresIndex, createRetiredForwardIndex string
+	retire, retired, removeRetired, cleanupRetired, scrubRetired        string
 
 	// The migration of a table an earlier release made.
 	shape                                                                        string
@@ -225,16 +294,22 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 	// index under the whole name, and PostgreSQL cut it.
 	cutOwnerIndex := inSchema(base + "_owner_idx")
 	ownerIndexName := pgx.Identifier{ownerIndexBare}.Sanitize()
+	retiredParts := retiredName(c.table)
+	retired := pgx.Identifier(retiredParts).Sanitize()
+	retiredWhole := strings.Join(retiredParts, ".")
+	retiredExpiresIndex := pgx.Identifier{indexName(retiredWhole, "_expires_idx")}.Sanitize()
+	retiredForwardIndex := pgx.Identifier{indexName(retiredWhole, "_forward_idx")}.Sanitize()
 	var nameErr error
 	for _, part := range parts {
 		if part == "" || len(part) > maxIdentifier {
 			nameErr = fmt.Errorf("%w: %q: each dot-separated part must be 1 to %d bytes", ErrTableName, c.table, maxIdentifier)
 		}
 	}
-	t := func(q string) string { return strings.ReplaceAll(q, "{table}", table) }
+	t := strings.NewReplacer("{table}", table, "{retired}", retired).Replace
 	b := &Backend{
 		pool:    pool,
 		table:   table,
+		retired: retired,
 		nameErr: nameErr,
 		logger:  c.logger,
 		stop:    make(chan struct{}),
@@ -298,6 +373,60 @@ WHERE s.expires_at <= now()`),
 			pages:       `SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint`,
 			cleanup: t(`DELETE FROM {table} WHERE ctid >= format('(%s,0)', $1::bigint)::tid
 	AND ctid < format('(%s,0)', $1::bigint + ` + fmt.Sprint(cleanupPages) + `)::tid AND expires_at <= now()`),
+
+			// Whether a relation has the retired table's name, and whether
+			// it is one: a table with the column only it has.
+			retiredShape: `SELECT to_regclass($1) IS NOT NULL,
+	EXISTS (SELECT 1 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+		WHERE c.oid = to_regclass($1) AND c.relkind = 'r' AND a.attname = 'forward_until' AND NOT a.attisdropped)`,
+			retiredShapeArgs: []any{retired},
+			createRetired: t(`CREATE TABLE {retired} (
+	token_hash bytea PRIMARY KEY,
+	successor bytea NOT NULL,
+	forward bytea,
+	forward_until timestamptz NOT NULL,
+	tombstone bytea NOT NULL,
+	expires_at timestamptz NOT NULL
+)`),
+			// Both inside the transaction that creates the table, as the
+			// records table's index is.
+			createRetiredExpiresIndex: t(`CREATE INDEX ` + retiredExpiresIndex + ` ON {retired} (expires_at)`),
+			createRetiredForwardIndex: t(`CREATE INDEX ` + retiredForwardIndex + ` ON {retired} (forward_until) WHERE forward IS NOT NULL`),
+			// One statement, so that the record goes if and only if the
+			// entry comes: the DELETE returns the row it removed, and the
+			// INSERT makes an entry for each row returned, none when the
+			// version did not match. An entry already under the key, left
+			// by an earlier retirement of a token written again since,
+			// gives way to the new one. The casts are for the simple
+			// protocol, whose parameters come as untyped literals.
+			retire: t(`WITH gone AS (
+	DELETE FROM {table} WHERE token_hash = $1 AND version = $2 AND expires_at > now() RETURNING token_hash
+)
+INSERT INTO {retired} AS r (token_hash, successor, forward, forward_until, tombstone, expires_at)
+SELECT token_hash, $3::bytea, $4::bytea, now() + $5::bigint * interval '1 millisecond', $6::bytea, now() + $7::bigint * interval '1 millisecond'
+FROM gone
+ON CONFLICT (token_hash) DO UPDATE SET successor = EXCLUDED.successor, forward = EXCLUDED.forward,
+	forward_until = EXCLUDED.forward_until, tombstone = EXCLUDED.tombstone, expires_at = EXCLUDED.expires_at`),
+			// The entry, and while its forwarding lasts the successor's
+			// live record, under one snapshot: one round trip, and an
+			// entry and a record that belong together.
+			retired: t(`SELECT r.successor, r.tombstone, CASE WHEN r.forward_until > now() THEN r.forward END,
+	s.data, s.version, (extract(epoch FROM s.expires_at - now()) * 1000)::bigint
+FROM {retired} r LEFT JOIN {table} s ON r.forward_until > now() AND s.token_hash = r.successor AND s.expires_at > now()
+WHERE r.token_hash = $1 AND r.expires_at > now()`),
+			removeRetired: t(`DELETE FROM {retired} WHERE token_hash = $1`),
+			// Entries go through the index on expires_at, a batch at a
+			// time. The rows are locked, skipping those another
+			// instance's cleanup holds, so that the expiry is checked
+			// again on the row as it is now: an entry that a new
+			// retirement replaced meanwhile stays.
+			cleanupRetired: t(`DELETE FROM {retired} WHERE token_hash IN (
+	SELECT token_hash FROM {retired} WHERE expires_at <= now() LIMIT ` + fmt.Sprint(cleanupRows) + ` FOR UPDATE SKIP LOCKED)`),
+			// The forwarding bytes of an entry past its grace are never
+			// read again; erasing them keeps them out of the copies of
+			// the store made from then on.
+			scrubRetired: t(`UPDATE {retired} SET forward = NULL WHERE token_hash IN (
+	SELECT token_hash FROM {retired} WHERE forward IS NOT NULL AND forward_until <= now() LIMIT ` + fmt.Sprint(cleanupRows) + ` FOR UPDATE SKIP LOCKED)`),
 		},
 	}
 	if c.interval > 0 {
@@ -308,9 +437,10 @@ WHERE s.expires_at <= now()`),
 	return b
 }
 
-// CreateTable creates the table and its index if they do not exist, and
-// brings a table that an earlier release made to this release's shape (see
-// Schema in the package documentation). It is safe to call from every
+// CreateTable creates the table and its index, and the table of retired
+// tokens' entries with its indexes, if they do not exist, and brings a
+// table that an earlier release made to this release's shape, creating
+// the retired table beside it (see Schema in the package documentation). It is safe to call from every
 // instance as it starts, directly or through PgBouncer in transaction
 // mode: instances take turns through a transaction-scoped advisory lock,
 // and each step runs only when the table needs it.
@@ -331,6 +461,9 @@ WHERE s.expires_at <= now()`),
 //
 // Dropping the earlier releases' index on expires_at makes their cleanup
 // scan the table: migrate once the instances of those releases are gone.
+// Turn [sessions.WithRenewal] on once they are gone too: an earlier
+// release finds no record for a token renewed meanwhile, knows nothing of
+// its entry, and starts a new session.
 //
 // It fails with [ErrTableName] when the table's name does not fit in
 // PostgreSQL's identifiers.
@@ -356,8 +489,10 @@ func (b *Backend) CreateTable(ctx context.Context) (err error) {
 				return err
 			}
 			s = shape{hasOwner: true, hasFillfactor: true, ownerIndexValid: true, hasOwnerIndex: true}
-			_, err := tx.Exec(ctx, b.q.createIndex)
-			return err
+			if _, err := tx.Exec(ctx, b.q.createIndex); err != nil {
+				return err
+			}
+			return b.createRetired(ctx, tx)
 		}
 		var err error
 		if s, err = b.shape(ctx, tx); err != nil {
@@ -367,6 +502,10 @@ func (b *Backend) CreateTable(ctx context.Context) (err error) {
 			if _, err := tx.Exec(ctx, b.q.fillfactor); err != nil {
 				return err
 			}
+		}
+		// A table from before renewal has no retired table beside it.
+		if err := b.createRetired(ctx, tx); err != nil {
+			return err
 		}
 		if !s.hasOwner {
 			// Last, so that the exclusive lock it takes is held only
@@ -408,6 +547,29 @@ func (b *Backend) CreateTable(ctx context.Context) (err error) {
 		}
 		return nil
 	})
+}
+
+// createRetired creates the table of retired tokens' entries, with its
+// indexes, unless it exists. A table made in this transaction is not seen
+// by others before the commit, so its indexes are built at once, not
+// CONCURRENTLY, and nobody waits for them.
+func (b *Backend) createRetired(ctx context.Context, tx pgx.Tx) error {
+	var exists, shaped bool
+	if err := tx.QueryRow(ctx, b.q.retiredShape, b.q.retiredShapeArgs...).Scan(&exists, &shaped); err != nil {
+		return err
+	}
+	if exists {
+		if !shaped {
+			return fmt.Errorf("%s, the name of the table of retired tokens, is taken by a relation of another shape: rename it, or choose another table name with WithTable", b.retired)
+		}
+		return nil
+	}
+	for _, q := range []string{b.q.createRetired, b.q.createRetiredExpiresIndex, b.q.createRetiredForwardIndex} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // shape is what an existing table lacks.
@@ -630,8 +792,11 @@ func (b *Backend) Touch(ctx context.Context, token string, ttl time.Duration) er
 
 // Cleanup deletes expired rows, walking the table a range of pages at a
 // time, each range one short statement, until it reaches the table's end
-// as it was when it began, or ctx ends. The background cleanup calls it;
-// call it yourself when that is turned off.
+// as it was when it began, or ctx ends. Then it deletes the retired
+// tokens' expired entries, and erases the forwarding bytes of those past
+// their grace, through the retired table's indexes, a few thousand rows
+// a statement. deleted counts the rows deleted from both tables. The
+// background cleanup calls it; call it yourself when that is turned off.
 func (b *Backend) Cleanup(ctx context.Context) (deleted int64, err error) {
 	var pages int64
 	if err := b.pool.QueryRow(ctx, b.q.pages, b.table).Scan(&pages); err != nil {
@@ -644,7 +809,8 @@ func (b *Backend) Cleanup(ctx context.Context) (deleted int64, err error) {
 		}
 		deleted += tag.RowsAffected()
 	}
-	return deleted, nil
+	n, err := b.cleanRetired(ctx)
+	return deleted + n, err
 }
 
 // Close stops the background cleanup, cancelling a statement in flight,

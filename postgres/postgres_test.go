@@ -222,7 +222,10 @@ CREATE INDEX `+schemaName+`_sessions_expires_at_idx ON `+schemaName+`.sessions (
 	if err := pool.QueryRow(ctx, `SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE schemaname = $1`, schemaName).Scan(&indexes); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{schemaName + "_sessions_owner_idx", "sessions_pkey"}
+	// The table of retired tokens lives in the same schema, named after
+	// the table alone; its indexes are named as the owner index is.
+	want := []string{schemaName + "_sessions_owner_idx", schemaName + "_sessions_retired_expires_idx",
+		schemaName + "_sessions_retired_forward_idx", "sessions_pkey", "sessions_retired_pkey"}
 	if diff := cmp.Diff(want, indexes); diff != "" {
 		t.Errorf("indexes after the migration (-want +got):\n%s", diff)
 	}
