@@ -142,6 +142,10 @@ func TestCreateTableThroughPgBouncer(t *testing.T) {
 				if diff := cmp.Diff([]string{table + "_owner_idx", table + "_pkey"}, indexes); diff != "" {
 					t.Errorf("indexes (-want +got):\n%s", diff)
 				}
+				want := []string{table + "_retired_expires_idx", table + "_retired_forward_idx", table + "_retired_pkey"}
+				if diff := cmp.Diff(want, retiredIndexes(t, direct, b)); diff != "" {
+					t.Errorf("the retired table's indexes (-want +got):\n%s", diff)
+				}
 			})
 		}
 	}

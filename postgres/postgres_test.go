@@ -537,6 +537,16 @@ func TestLongTableNames(t *testing.T) {
 			if owned, err := b.Owned(ctx, "ann"); err != nil || len(owned) != 1 {
 				t.Errorf("Owned = %d records, %v; want 1", len(owned), err)
 			}
+			// The retired table, and its indexes, have names that fit too.
+			if n := len(retiredIndexes(t, pool, b)); n != 3 {
+				t.Errorf("the retired table has %d valid indexes, want 3", n)
+			}
+			if err := b.RetireIfVersion(ctx, vw.ID, 1, retirement(sessions.NewID(), time.Minute, time.Hour)); err != nil {
+				t.Errorf("RetireIfVersion: %v", err)
+			}
+			if _, found, err := b.Retired(ctx, sessions.HashToken(vw.ID)); err != nil || !found {
+				t.Errorf("Retired: found %t, %v", found, err)
+			}
 		})
 	}
 	for _, table := range []string{name(64), schemaName + "." + name(64), "", schemaName + "."} {
