@@ -110,7 +110,7 @@ func New[T any](backend Backend, opts ...Option) *Manager[T] {
 	if m.renewEvery > 0 {
 		r, ok := backend.(Renewer)
 		if !ok || m.lastWriteWins {
-			panic(fmt.Sprintf("sessions: WithRenewal needs a backend that is a sessions.Renewer (such as the memory backend) and conflict detection (no WithLastWriteWins); %T cannot retire a token in favour of another, and a client-side backend's cookies stay valid whatever is rotated", backend))
+			panic(fmt.Sprintf("sessions: WithRenewal needs a backend that is a sessions.Renewer (memory, PostgreSQL) and conflict detection (no WithLastWriteWins); %T cannot retire a token in favour of another, and a client-side backend's cookies stay valid whatever is rotated", backend))
 		}
 		m.renewer = r
 	}

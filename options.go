@@ -161,7 +161,7 @@ func WithoutRegenerateOnOwnerChange() Option {
 // token that malware or a log stole soon stops working. The check is made
 // when a request loads the session, and the new token goes out with that
 // request's response; nothing runs in the background. It needs a backend
-// that is a [Renewer] (the memory backend, so far): New panics otherwise,
+// that is a [Renewer] (memory, PostgreSQL): New panics otherwise,
 // the cookie backend above all, whose every copy of a cookie stays valid
 // until it expires whatever is rotated.
 //
